@@ -1,0 +1,6 @@
+"""Audio after the provider: resampling, framing and encoding, sans I/O (numpy and PyAV only)."""
+
+from .formats import FORMATS, OutputFormat, get_format
+from .pipeline import AudioPipeline, EncodedFrame
+
+__all__ = ["FORMATS", "AudioPipeline", "EncodedFrame", "OutputFormat", "get_format"]

@@ -1,0 +1,39 @@
+"""The WebSocket wire protocol, sans I/O: message types, their codec and the error codes."""
+
+from .codec import decode_client_message, encode_server_message
+from .errors import ErrorCode, ProtocolError
+from .messages import (
+    Cancel,
+    Cancelled,
+    ClientMessage,
+    Config,
+    Done,
+    End,
+    Error,
+    Flush,
+    Ready,
+    SegmentEnd,
+    SegmentStart,
+    ServerMessage,
+    Text,
+)
+
+__all__ = [
+    "Cancel",
+    "Cancelled",
+    "ClientMessage",
+    "Config",
+    "Done",
+    "End",
+    "Error",
+    "ErrorCode",
+    "Flush",
+    "ProtocolError",
+    "Ready",
+    "SegmentEnd",
+    "SegmentStart",
+    "ServerMessage",
+    "Text",
+    "decode_client_message",
+    "encode_server_message",
+]

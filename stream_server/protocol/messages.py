@@ -1,0 +1,106 @@
+"""Every message of the WebSocket protocol, as msgspec Structs tagged by their `type` field.
+
+Client → server messages are JSON text frames. Server → client control messages are JSON text
+frames; audio travels in binary frames and has no Struct here. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+Speed = Annotated[float, Meta(ge=0.25, le=4.0)]
+SampleRate = Annotated[int, Meta(gt=0)]
+FrameMs = Annotated[int, Meta(gt=0)]
+
+
+class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Config(_ClientMessage, tag="config", kw_only=True):
+    """Stream settings; only as the first message. The URL's query parameters take the same names."""
+
+    provider: str | None = None
+    voice: str | None = None
+    format: str | None = None
+    sample_rate: SampleRate | None = None
+    frame_ms: FrameMs | None = None
+    speed: Speed | None = None
+
+
+class Text(_ClientMessage, tag="text"):
+    """Append text; any chunking, down to one character."""
+
+    text: str
+
+
+class Flush(_ClientMessage, tag="flush"):
+    """Synthesize what is buffered now, even without a sentence end."""
+
+
+class Cancel(_ClientMessage, tag="cancel"):
+    """Barge-in: drop buffered text, pending segments and queued audio at once."""
+
+
+class End(_ClientMessage, tag="end"):
+    """End of input: the rest is synthesized, then `done`, then close 1000."""
+
+
+ClientMessage = Config | Text | Flush | Cancel | End
+
+
+class _ServerMessage(msgspec.Struct, tag_field="type", omit_defaults=True, frozen=True):
+    pass
+
+
+class Ready(_ServerMessage, tag="ready", kw_only=True):
+    """The effective stream configuration."""
+
+    provider: str
+    voice: str
+    format: str
+    sample_rate: int
+    channels: int
+    frame_ms: int
+    speed: float
+
+
+class SegmentStart(_ServerMessage, tag="segment"):
+    """Sent just before the first audio frame of segment `seq`."""
+
+    seq: int
+    text: str
+
+
+class SegmentEnd(_ServerMessage, tag="segment_end"):
+    """Sent after the last audio frame of segment `seq`."""
+
+    seq: int
+    audio_ms: float
+
+
+class Cancelled(_ServerMessage, tag="cancelled"):
+    """Follows the last audio frame that was sent before a `cancel` took effect."""
+
+
+class Done(_ServerMessage, tag="done", kw_only=True):
+    """Per-stream statistics, sent after the last audio frame once input has ended."""
+
+    segments: int
+    audio_ms: float
+    text_chars: int
+    elapsed_ms: float
+    ttfa_ms: float | None = None
+    """Time to first audio: from the moment the first segment was complete to its first frame."""
+
+
+class Error(_ServerMessage, tag="error", kw_only=True):
+    code: str
+    message: str
+    seq: int | None = None
+
+
+ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error

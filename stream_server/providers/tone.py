@@ -1,0 +1,72 @@
+"""`tone`: a deterministic, instant provider for protocol tests and for measuring the server itself.
+
+Each word becomes a short beep followed by a gap, so the audio's duration is an exact function of
+the text (`expected_duration_ms`) and no model time hides the server's own overhead.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+
+from .base import PcmChunk, VoiceInfo, VoiceOptions
+
+SAMPLE_RATE = 24000
+BEEP_MS = 60
+GAP_MS = 20
+AMPLITUDE = 0.3
+FADE_MS = 5
+# Voices differ by pitch range so tests can tell them apart.
+_PITCH_BASE = {"beep": 440.0, "low": 220.0}
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def expected_duration_ms(text: str, speed: float = 1.0) -> float:
+    return word_count(text) * _word_samples(speed) * 1000.0 / SAMPLE_RATE
+
+
+def _word_samples(speed: float) -> int:
+    return round((BEEP_MS + GAP_MS) * SAMPLE_RATE / 1000 / speed)
+
+
+def _beep(word: str, base: float, speed: float) -> np.ndarray:
+    total = _word_samples(speed)
+    beep = round(total * BEEP_MS / (BEEP_MS + GAP_MS))
+    # crc32, not hash(): the pitch must not change with PYTHONHASHSEED.
+    freq = base * (1.0 + (zlib.crc32(word.encode()) % 12) / 12.0)
+    t = np.arange(beep) / SAMPLE_RATE
+    wave = AMPLITUDE * np.sin(2 * np.pi * freq * t)
+    fade = min(beep // 2, SAMPLE_RATE * FADE_MS // 1000)
+    ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
+    wave[:fade] *= ramp
+    wave[beep - fade :] *= ramp[::-1]
+    out = np.zeros(total, dtype=np.float32)
+    out[:beep] = wave
+    return out
+
+
+class ToneProvider:
+    name = "tone"
+
+    def __init__(self) -> None:
+        self._voices = tuple(VoiceInfo(id=v, sample_rate=SAMPLE_RATE, language="en") for v in _PITCH_BASE)
+
+    @property
+    def voices(self) -> Sequence[VoiceInfo]:
+        return self._voices
+
+    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+        base = _PITCH_BASE[options.voice]
+        for word in text.split():
+            yield PcmChunk(_beep(word, base, options.speed), SAMPLE_RATE)
+
+    async def aclose(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, int]:
+        return {}

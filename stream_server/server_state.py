@@ -1,0 +1,38 @@
+"""What the running server holds, shared by its transports: settings, providers, live streams."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .providers import Provider
+from .session import StreamLimits, StreamSession
+from .settings import Settings
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    providers: dict[str, Provider]
+    # Resampling and encoding for every stream; a thread per core is all the CPU there is.
+    encode_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="encode")
+    )
+    streams: set[StreamSession] = field(default_factory=set)
+
+    @property
+    def limits(self) -> StreamLimits:
+        s = self.settings
+        return StreamLimits(
+            ring_ms=s.ring_ms,
+            lookahead_segments=s.lookahead_segments,
+            max_segment_chars=s.max_segment_chars,
+            max_pending_chars=s.max_pending_chars,
+            opus_bitrate=s.opus_bitrate,
+        )
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        self.encode_executor.shutdown(wait=True, cancel_futures=True)

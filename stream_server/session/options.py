@@ -1,0 +1,98 @@
+"""A stream's effective options: what the client asked for, over the server's defaults, validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import msgspec
+
+from ..audio.formats import FORMATS, OutputFormat, get_format
+from ..protocol import Config, ErrorCode, ProtocolError
+from ..providers.base import Provider
+from ..settings import Settings
+
+# Where a voice's own rate is not an offered pcm rate, pcm falls back to this one.
+FALLBACK_PCM_RATE = 24000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    provider: str
+    voice: str
+    format: OutputFormat
+    sample_rate: int
+    frame_ms: int
+    speed: float
+    channels: int = 1
+
+
+def config_from_query(params: Mapping[str, str]) -> Config:
+    """The URL's query parameters, read as a `config` message (strings converted to numbers)."""
+    try:
+        return msgspec.convert({"type": "config", **params}, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"query parameters: {exc}") from None
+
+
+def resolve_options(
+    requested: Config, settings: Settings, providers: Mapping[str, Provider]
+) -> StreamOptions:
+    provider_name = requested.provider or settings.provider
+    provider = providers.get(provider_name)
+    if provider is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_PROVIDER,
+            f"unknown provider {provider_name!r}; available: {sorted(providers)}",
+        )
+
+    voices = {v.id: v for v in provider.voices}
+    # The server-wide default voice belongs to the server-wide default provider only.
+    default_voice = settings.voice if provider_name == settings.provider else None
+    voice_id = requested.voice or default_voice or next(iter(voices))
+    voice = voices.get(voice_id)
+    if voice is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_VOICE,
+            f"provider {provider_name!r} has no voice {voice_id!r}; available: {sorted(voices)}",
+        )
+
+    format_name = requested.format or settings.format
+    fmt = get_format(format_name)
+    if fmt is None:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_FORMAT,
+            f"unsupported format {format_name!r}; available: {sorted(FORMATS)}",
+        )
+
+    sample_rate = requested.sample_rate or settings.sample_rate
+    if sample_rate is None or (requested.sample_rate is None and sample_rate not in fmt.sample_rates):
+        sample_rate = _default_rate(fmt, voice.sample_rate)
+    if sample_rate not in fmt.sample_rates:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+            f"{fmt.name} is offered at {list(fmt.sample_rates)} Hz, not {sample_rate}",
+        )
+
+    frame_ms = requested.frame_ms or settings.frame_ms
+    problem = fmt.frame_ms_error(sample_rate, frame_ms)
+    if problem:
+        raise ProtocolError(ErrorCode.BAD_FRAME_MS, problem)
+
+    speed = requested.speed if requested.speed is not None else 1.0
+    return StreamOptions(
+        provider=provider_name,
+        voice=voice.id,
+        format=fmt,
+        sample_rate=sample_rate,
+        frame_ms=frame_ms,
+        speed=speed,
+    )
+
+
+def _default_rate(fmt: OutputFormat, voice_rate: int) -> int:
+    if voice_rate in fmt.sample_rates:
+        return voice_rate
+    if FALLBACK_PCM_RATE in fmt.sample_rates:
+        return FALLBACK_PCM_RATE
+    return fmt.sample_rates[0]

@@ -1,0 +1,350 @@
+"""One stream: text in → segments → provider → audio pipeline → ring. Transport-agnostic.
+
+The transport calls `push_text`, `flush`, `cancel`, `end` and `aclose`, and sends what the
+outbox yields. Everything the stream produces goes through its ring, in order: a `SegmentStart`
+just before a segment's first frame, the frames, a `SegmentEnd`, and `STREAM_DONE` once input has
+ended and all of it was synthesized.
+
+Synthesis runs in a `_Synthesis`: a producer starts one job per segment, at most
+`lookahead + 1` at a time (segment n+1 is synthesized while segment n is being sent), and an
+emitter drains the jobs in order through the audio pipeline into the ring. Barge-in throws the
+whole `_Synthesis` away and starts a fresh one; nothing produced before it can reach the ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..audio import AudioPipeline, EncodedFrame
+from ..buffer import AudioRing, Outbox
+from ..logs import log_event
+from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage
+from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
+from ..text import SentenceSegmenter
+from .options import StreamOptions
+
+logger = logging.getLogger(__name__)
+
+# Provider chunks are cut to this much audio before encoding, so a long sentence's first frames
+# leave before the whole sentence is encoded, and no single encode holds a worker for long.
+ENCODE_SLICE_MS: Final = 100
+# Chunks a segment job may hold before the emitter takes them.
+JOB_QUEUE_CHUNKS: Final = 8
+
+
+class _StreamDone:
+    """Marks the end of a stream's output in its ring; the transport sends `done` for it."""
+
+    def __repr__(self) -> str:
+        return "STREAM_DONE"
+
+
+STREAM_DONE: Final = _StreamDone()
+
+OutItem = bytes | ServerMessage | _StreamDone
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    ring_ms: int
+    lookahead_segments: int
+    max_segment_chars: int
+    max_pending_chars: int
+    opus_bitrate: int
+
+
+@dataclass(slots=True)
+class Segment:
+    seq: int
+    text: str
+
+
+@dataclass(slots=True)
+class StreamStats:
+    started_at: float = field(default_factory=time.perf_counter)
+    first_segment_at: float | None = None
+    first_audio_at: float | None = None
+    segments: int = 0
+    audio_ms: float = 0.0
+    text_chars: int = 0
+
+    def done_message(self) -> Done:
+        ttfa = None
+        if self.first_segment_at is not None and self.first_audio_at is not None:
+            ttfa = round((self.first_audio_at - self.first_segment_at) * 1000.0, 3)
+        return Done(
+            segments=self.segments,
+            audio_ms=round(self.audio_ms, 3),
+            text_chars=self.text_chars,
+            elapsed_ms=round((time.perf_counter() - self.started_at) * 1000.0, 3),
+            ttfa_ms=ttfa,
+        )
+
+
+class StreamSession:
+    def __init__(
+        self,
+        options: StreamOptions,
+        provider: Provider,
+        limits: StreamLimits,
+        outbox: Outbox[OutItem],
+        encode_executor: Executor,
+        stream_id: str = "",
+    ) -> None:
+        self.options = options
+        self.stream_id = stream_id
+        self.stats = StreamStats()
+        self.ring: AudioRing[OutItem] = AudioRing(limits.ring_ms, options.frame_ms)
+        outbox.attach(self.ring)
+        self._provider = provider
+        self._limits = limits
+        self._encode_executor = encode_executor
+        self._segmenter = SentenceSegmenter(max_chars=limits.max_segment_chars)
+        self._next_seq = 0
+        self._queued_chars = 0
+        self._ended = False
+        self._synthesis = self._new_synthesis()
+
+    # -- input, called by the transport ------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def pending_chars(self) -> int:
+        """Text accepted but not yet synthesized: still in the segmenter or queued as segments."""
+        return self._segmenter.pending_chars + self._queued_chars
+
+    def push_text(self, text: str) -> None:
+        self._require_open()
+        if self.pending_chars + len(text) > self._limits.max_pending_chars:
+            raise ProtocolError(
+                ErrorCode.PENDING_TEXT_LIMIT,
+                f"the stream already holds {self.pending_chars} characters not yet synthesized "
+                f"(limit {self._limits.max_pending_chars}); this text was dropped",
+            )
+        self.stats.text_chars += len(text)
+        self._enqueue(self._segmenter.push(text))
+
+    def flush(self) -> None:
+        self._require_open()
+        self._enqueue(self._segmenter.flush())
+
+    def end(self) -> None:
+        self._require_open()
+        self._enqueue(self._segmenter.flush())
+        self._ended = True
+        self._synthesis.end()
+
+    async def cancel(self) -> int:
+        """Barge-in: drop buffered text, pending segments and queued audio; returns frames dropped.
+
+        When this returns, nothing produced before the cancel is left anywhere it could be sent
+        from. After `end`, the stream still finishes with `done`.
+        """
+        await self._synthesis.abort()
+        dropped = self.ring.clear()
+        self._segmenter.reset()
+        self._queued_chars = 0
+        self._synthesis = self._new_synthesis()
+        if self._ended:
+            self._synthesis.end()
+        log_event(logger, "stream.cancel", stream=self.stream_id, dropped_items=dropped)
+        return dropped
+
+    async def aclose(self) -> None:
+        """The client went away: stop synthesis now and release every buffer."""
+        await self._synthesis.abort()
+        self.ring.clear()
+        self._segmenter.reset()
+        self._queued_chars = 0
+
+    # -- output bookkeeping, called by the transport -----------------------------------------
+
+    def note_audio_sent(self) -> None:
+        if self.stats.first_audio_at is None:
+            self.stats.first_audio_at = time.perf_counter()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._ended:
+            raise ProtocolError(ErrorCode.STREAM_ENDED, "input has ended; no more text is accepted")
+
+    def _enqueue(self, texts: list[str]) -> None:
+        for text in texts:
+            if self.stats.first_segment_at is None:
+                self.stats.first_segment_at = time.perf_counter()
+            segment = Segment(self._next_seq, text)
+            self._next_seq += 1
+            self._queued_chars += len(text)
+            log_event(logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=text)
+            self._synthesis.add(segment)
+
+    def _segment_finished(self, segment: Segment, audio_ms: float) -> None:
+        self._queued_chars = max(0, self._queued_chars - len(segment.text))
+        self.stats.segments += 1
+        self.stats.audio_ms += audio_ms
+
+    def _new_synthesis(self) -> _Synthesis:
+        options = self.options
+        return _Synthesis(
+            provider=self._provider,
+            voice=VoiceOptions(voice=options.voice, speed=options.speed),
+            audio=AudioPipeline(options.format, options.sample_rate, options.frame_ms, self._limits.opus_bitrate),
+            ring=self.ring,
+            lookahead=self._limits.lookahead_segments,
+            encode_executor=self._encode_executor,
+            on_segment_finished=self._segment_finished,
+            on_tail_audio=self._tail_audio,
+            stream_id=self.stream_id,
+        )
+
+    def _tail_audio(self, audio_ms: float) -> None:
+        self.stats.audio_ms += audio_ms
+
+
+class _End:
+    pass
+
+
+_END: Final = _End()
+
+
+@dataclass(slots=True)
+class _Job:
+    segment: Segment
+    chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=lambda: asyncio.Queue(JOB_QUEUE_CHUNKS))
+    error: str | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class _Synthesis:
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        voice: VoiceOptions,
+        audio: AudioPipeline,
+        ring: AudioRing[OutItem],
+        lookahead: int,
+        encode_executor: Executor,
+        on_segment_finished: Callable[[Segment, float], None],
+        on_tail_audio: Callable[[float], None],
+        stream_id: str,
+    ) -> None:
+        self._provider = provider
+        self._voice = voice
+        self._audio = audio
+        self._ring = ring
+        self._encode_executor = encode_executor
+        self._on_segment_finished = on_segment_finished
+        self._on_tail_audio = on_tail_audio
+        self._stream_id = stream_id
+        # Unbounded in count, bounded in size: the session refuses text past max_pending_chars.
+        self._segments: asyncio.Queue[Segment | _End] = asyncio.Queue()
+        self._jobs: asyncio.Queue[_Job | _End] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(lookahead + 1)
+        self._job_tasks: set[asyncio.Task[None]] = set()
+        self._producer = asyncio.create_task(self._produce(), name=f"produce-{stream_id}")
+        self._emitter = asyncio.create_task(self._emit(), name=f"emit-{stream_id}")
+
+    def add(self, segment: Segment) -> None:
+        self._segments.put_nowait(segment)
+
+    def end(self) -> None:
+        self._segments.put_nowait(_END)
+
+    async def abort(self) -> None:
+        tasks = [self._producer, self._emitter, *self._job_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _produce(self) -> None:
+        while True:
+            item = await self._segments.get()
+            if isinstance(item, _End):
+                self._jobs.put_nowait(_END)
+                return
+            await self._slots.acquire()
+            job = _Job(item)
+            job.task = asyncio.create_task(self._run_job(job), name=f"synth-{self._stream_id}-{item.seq}")
+            self._job_tasks.add(job.task)
+            job.task.add_done_callback(self._job_tasks.discard)
+            self._jobs.put_nowait(job)
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
+            async with aclosing(self._provider.synthesize(job.segment.text, self._voice)) as chunks:
+                async for chunk in chunks:
+                    await job.chunks.put(chunk)
+        except ProviderError as exc:
+            job.error = str(exc)
+            log_event(logger, "stream.provider_error", level=logging.WARNING, stream=self._stream_id, seq=job.segment.seq, error=job.error)
+        except Exception:
+            job.error = "synthesis failed"
+            logger.exception("stream.synthesis_crashed", extra={"fields": {"stream": self._stream_id}})
+        await job.chunks.put(_END)
+
+    async def _emit(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if isinstance(job, _End):
+                tail = await self._encode(self._audio.finish)
+                await self._put_frames(tail)
+                self._on_tail_audio(sum(f.duration_ms for f in tail))
+                await self._ring.put(STREAM_DONE)
+                return
+            try:
+                await self._emit_job(job)
+            finally:
+                self._slots.release()
+
+    async def _emit_job(self, job: _Job) -> None:
+        seq = job.segment.seq
+        started = False
+        audio_ms = 0.0
+        while not isinstance(chunk := await job.chunks.get(), _End):
+            for piece in _slices(chunk):
+                frames = await self._encode(self._audio.push, piece)
+                if frames and not started:
+                    await self._ring.put(SegmentStart(seq, job.segment.text))
+                    started = True
+                audio_ms += await self._put_frames(frames)
+        frames = await self._encode(self._audio.end_segment)
+        if not started:
+            await self._ring.put(SegmentStart(seq, job.segment.text))
+        audio_ms += await self._put_frames(frames)
+        await self._ring.put(SegmentEnd(seq, round(audio_ms, 3)))
+        if job.error is not None:
+            await self._ring.put(Error(code=ErrorCode.PROVIDER_ERROR, message=job.error, seq=seq))
+        self._on_segment_finished(job.segment, audio_ms)
+
+    async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
+        # Encoding and resampling are CPU work: off the event loop. One stream's steps run one
+        # after another, so the pipeline's state is never touched by two threads at once.
+        return await asyncio.get_running_loop().run_in_executor(self._encode_executor, step, *args)
+
+    async def _put_frames(self, frames: list[EncodedFrame]) -> float:
+        total = 0.0
+        for frame in frames:
+            await self._ring.put(frame.data, frame.duration_ms)
+            total += frame.duration_ms
+        return total
+
+
+def _slices(chunk: PcmChunk) -> list[PcmChunk]:
+    step = max(1, chunk.sample_rate * ENCODE_SLICE_MS // 1000)
+    if len(chunk.samples) <= step:
+        return [chunk]
+    return [PcmChunk(chunk.samples[i : i + step], chunk.sample_rate) for i in range(0, len(chunk.samples), step)]

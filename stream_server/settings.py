@@ -1,0 +1,196 @@
+"""Server settings: one typed struct, filled from the command line and `STREAM_SERVER_*` variables.
+
+Every field of `Settings` is a command-line option (`--field-name`) and an environment variable
+(`STREAM_SERVER_FIELD_NAME`); the command line wins over the environment, the environment over the
+default. Values are validated by msgspec at start-up, so a bad value stops the server with a message
+that names the option, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "STREAM_SERVER_"
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+ProviderName = Literal["piper", "tone"]
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    host: Annotated[str, Meta(description="Interface to listen on.")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535, description="TCP port (0 picks a free one).")] = 8000
+    providers: Annotated[
+        tuple[ProviderName, ...],
+        Meta(
+            min_length=1,
+            description="Providers loaded at start-up (comma-separated in the environment).",
+        ),
+    ] = ("piper", "tone")
+    provider: Annotated[
+        ProviderName, Meta(description="Default provider of a stream; one of --providers.")
+    ] = "piper"
+    voice: Annotated[
+        str | None, Meta(description="Default voice id (default: the provider's first voice).")
+    ] = None
+    format: Annotated[str, Meta(description="Default output format: pcm or opus.")] = "pcm"
+    sample_rate: Annotated[
+        int | None,
+        Meta(description="Default pcm sample rate in Hz (default: the voice's own rate)."),
+    ] = None
+    frame_ms: Annotated[
+        int, Meta(ge=5, le=200, description="Default duration of one binary audio frame, in ms.")
+    ] = 20
+    ring_ms: Annotated[
+        int,
+        Meta(ge=100, le=60_000, description="Per-stream buffer of encoded audio, in ms of audio."),
+    ] = 2000
+    lookahead_segments: Annotated[
+        int,
+        Meta(ge=0, le=8, description="Segments synthesized ahead of the one being sent."),
+    ] = 1
+    max_segment_chars: Annotated[
+        int,
+        Meta(ge=20, le=4000, description="Longest segment; longer text is cut at a clause or space."),
+    ] = 300
+    max_message_bytes: Annotated[
+        int,
+        Meta(ge=256, le=16 * 1024 * 1024, description="Largest client WebSocket message accepted."),
+    ] = 65536
+    max_pending_chars: Annotated[
+        int,
+        Meta(ge=100, description="Text a stream may hold that is not yet synthesized, in chars."),
+    ] = 100_000
+    opus_bitrate: Annotated[
+        int, Meta(ge=6000, le=510_000, description="Opus bitrate in bit/s.")
+    ] = 32000
+    piper_voices: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "Extra Piper voices: paths to .onnx files (with .onnx.json beside them), "
+                "comma-separated in the environment."
+            )
+        ),
+    ] = ()
+    piper_workers: Annotated[
+        int, Meta(ge=1, le=64, description="Threads running Piper inference concurrently.")
+    ] = 1
+    piper_intra_op_threads: Annotated[
+        int,
+        Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: runtime default)."),
+    ] = 0
+    log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
+
+    def __post_init__(self) -> None:
+        if self.provider not in self.providers:
+            raise ValueError(
+                f"the default provider {self.provider!r} is not loaded (providers: "
+                f"{','.join(self.providers)}) - at `$.provider`"
+            )
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the option and the environment variable."""
+
+
+def option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _fields() -> tuple[msgspec.structs.FieldInfo, ...]:
+    return msgspec.structs.fields(Settings)
+
+
+def _description(field: msgspec.structs.FieldInfo) -> str:
+    info = msgspec.inspect.type_info(field.type)
+    schema = getattr(info, "extra_json_schema", None) or {}
+    return schema.get("description", "")
+
+
+def _is_sequence(field: msgspec.structs.FieldInfo) -> bool:
+    info = msgspec.inspect.type_info(field.type)
+    if isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return isinstance(info, msgspec.inspect.VarTupleType)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stream_server",
+        description=(
+            "Real-time streaming speech server. Every option can also be set with an "
+            f"environment variable {ENV_PREFIX}<NAME> (e.g. {env_name('port')}=9000)."
+        ),
+    )
+    for field in _fields():
+        default = field.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        shown = "none" if shown in (None, "") else shown
+        parser.add_argument(
+            option_name(field.name),
+            dest=field.name,
+            metavar=field.name.upper(),
+            action="append" if _is_sequence(field) else "store",
+            default=None,
+            help=f"{_description(field)} [env {env_name(field.name)}; default: {shown}]",
+        )
+    return parser
+
+
+def _raw_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for field in _fields():
+        value = environ.get(env_name(field.name))
+        if value is None:
+            continue
+        if _is_sequence(field):
+            raw[field.name] = [part for part in value.split(",") if part]
+        else:
+            raw[field.name] = value
+    return raw
+
+
+def _raw_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: value for name, value in vars(args).items() if value is not None}
+
+
+def settings_from_raw(raw: Mapping[str, Any]) -> Settings:
+    """Convert strings (from argv or the environment) into a validated `Settings`."""
+    try:
+        return msgspec.convert(dict(raw), Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    # msgspec ends its message with "- at `$.field`"; name the option instead.
+    head, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        return message
+    field = where.rstrip("`").split("[", 1)[0]
+    return f"{option_name(field)} / {env_name(field)}: {head}"
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from the command line over the environment over the defaults.
+
+    Raises `SystemExit` (through argparse) on `--help` or a malformed command line and
+    `SettingsError` on a value that does not validate.
+    """
+    args = build_parser().parse_args(argv)
+    raw = _raw_from_env(os.environ if environ is None else environ)
+    raw.update(_raw_from_args(args))
+    return settings_from_raw(raw)

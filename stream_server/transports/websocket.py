@@ -1,0 +1,212 @@
+"""`/v1/tts/stream`: the WebSocket edge. It reads frames, hands decoded messages to the session,
+and sends what the outbox yields; all stream logic lives in `session` and `protocol`.
+
+Two tasks per connection: this one reads (so `cancel` gets through while audio is being sent),
+and a sender drains the outbox. When the sender is stalled by a client that does not read, the
+ring fills and synthesis waits: backpressure reaches the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..buffer import Outbox, OutboxOverflow
+from ..logs import log_event
+from ..protocol import (
+    Cancel,
+    Cancelled,
+    ClientMessage,
+    Config,
+    End,
+    Error,
+    ErrorCode,
+    Flush,
+    ProtocolError,
+    Ready,
+    Text,
+    decode_client_message,
+    encode_server_message,
+)
+from ..server_state import ServerState
+from ..session import (
+    STREAM_DONE,
+    OutItem,
+    StreamOptions,
+    StreamSession,
+    config_from_query,
+    resolve_options,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str = ""
+
+
+async def stream_endpoint(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await _Connection(websocket, websocket.app.state.server).run()
+
+
+class _Connection:
+    def __init__(self, websocket: WebSocket, state: ServerState) -> None:
+        self._ws = websocket
+        self._state = state
+        self._id = uuid.uuid4().hex[:12]
+        self._outbox: Outbox[OutItem | _Close] = Outbox()
+        self._query = Config()
+        self._session: StreamSession | None = None
+        self._first_message = True
+        self._closing = False
+
+    async def run(self) -> None:
+        try:
+            self._query = config_from_query(self._ws.query_params)
+            options = resolve_options(self._query, self._state.settings, self._state.providers)
+        except ProtocolError as exc:
+            # Nothing usable was asked for; say why and close rather than guess.
+            await self._ws.send_text(encode_server_message(Error(code=exc.code, message=exc.message)))
+            await self._ws.close(CLOSE_POLICY, exc.code)
+            return
+        self._open_session(options)
+        sender = asyncio.create_task(self._send_loop(), name=f"send-{self._id}")
+        try:
+            await self._receive_loop()
+        except OutboxOverflow as exc:
+            log_event(logger, "stream.overflow", level=logging.WARNING, stream=self._id, error=str(exc))
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            await self._close_session()
+            log_event(logger, "stream.closed", stream=self._id)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        limit = self._state.settings.max_message_bytes
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if self._closing:
+                continue
+            text = message.get("text")
+            if text is None:
+                self._reply_error(ErrorCode.BAD_MESSAGE, "binary frames are not accepted; send JSON text frames")
+                continue
+            # len(text) bounds the UTF-8 size from below: encode only when it could matter.
+            if len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit):
+                self._reply_error(ErrorCode.MESSAGE_TOO_LARGE, f"message over {limit} bytes")
+                self._outbox.send_control(_Close(CLOSE_TOO_BIG, ErrorCode.MESSAGE_TOO_LARGE))
+                self._closing = True
+                continue
+            try:
+                await self._handle(decode_client_message(text))
+            except ProtocolError as exc:
+                self._reply_error(exc.code, exc.message)
+            finally:
+                self._first_message = False
+
+    async def _handle(self, message: ClientMessage) -> None:
+        session = self._session
+        assert session is not None
+        match message:
+            case Text(text=text):
+                session.push_text(text)
+            case Flush():
+                session.flush()
+            case Cancel():
+                await session.cancel()
+                self._outbox.send_control(Cancelled())
+            case End():
+                session.end()
+            case Config():
+                await self._reconfigure(message)
+
+    async def _reconfigure(self, message: Config) -> None:
+        if not self._first_message:
+            raise ProtocolError(ErrorCode.CONFIG_TOO_LATE, "config is only accepted as the first message")
+        given = {f: v for f in message.__struct_fields__ if (v := getattr(message, f)) is not None}
+        requested = msgspec.structs.replace(self._query, **given)
+        options = resolve_options(requested, self._state.settings, self._state.providers)
+        # Nothing was streamed yet: replace the session made from the URL's parameters.
+        await self._close_session()
+        self._open_session(options)
+
+    def _reply_error(self, code: ErrorCode, message: str) -> None:
+        log_event(logger, "stream.client_error", stream=self._id, code=code)
+        self._outbox.send_control(Error(code=code, message=message))
+
+    # -- the session ---------------------------------------------------------------------------
+
+    def _open_session(self, options: StreamOptions) -> None:
+        state = self._state
+        provider = state.providers[options.provider]
+        session = StreamSession(options, provider, state.limits, self._outbox, state.encode_executor, self._id)
+        self._session = session
+        state.streams.add(session)
+        self._outbox.send_control(
+            Ready(
+                provider=options.provider,
+                voice=options.voice,
+                format=options.format.name,
+                sample_rate=options.sample_rate,
+                channels=options.channels,
+                frame_ms=options.frame_ms,
+                speed=options.speed,
+            )
+        )
+        log_event(
+            logger,
+            "stream.open",
+            stream=self._id,
+            provider=options.provider,
+            voice=options.voice,
+            format=options.format.name,
+            sample_rate=options.sample_rate,
+        )
+
+    async def _close_session(self) -> None:
+        if self._session is not None:
+            await self._session.aclose()
+            self._state.streams.discard(self._session)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                item = await self._outbox.get()
+                if isinstance(item, bytes):
+                    await self._ws.send_bytes(item)
+                    assert self._session is not None
+                    self._session.note_audio_sent()
+                elif item is STREAM_DONE:
+                    assert self._session is not None
+                    done = self._session.stats.done_message()
+                    await self._ws.send_text(encode_server_message(done))
+                    log_event(logger, "stream.done", stream=self._id, **msgspec.structs.asdict(done))
+                    await self._ws.close(CLOSE_NORMAL)
+                    return
+                elif isinstance(item, _Close):
+                    await self._ws.close(item.code, item.reason)
+                    return
+                else:
+                    await self._ws.send_text(encode_server_message(item))  # type: ignore[arg-type]
+        except (WebSocketDisconnect, RuntimeError):
+            # The client went away (or the socket closed) while we were sending; the receive
+            # loop sees the disconnect and cleans up.
+            return

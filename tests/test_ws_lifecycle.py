@@ -1,0 +1,104 @@
+"""Backpressure and clean-up: a stalled client costs bounded memory; a gone client leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.client import connect
+
+from stream_server.text import split_sentences
+
+from .conftest import RunningServer, run_server, tone_settings
+from .helpers import Transcript, receive, receive_all, receive_until, send, wait_for
+
+STREAM_TASK_PREFIXES = ("produce-", "emit-", "synth-", "send-")
+
+
+def stream_tasks(stream_id: str) -> list[asyncio.Task]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name().startswith(STREAM_TASK_PREFIXES) and stream_id in t.get_name() and not t.done()
+    ]
+
+
+async def test_a_client_that_never_reads_holds_the_stream_to_the_ring_capacity(tone_provider) -> None:
+    ring_ms = 2000
+    settings = tone_settings(ring_ms=ring_ms)
+    sentences = [f"Item {i} is right here." for i in range(2000)]  # 2000 × 400 ms = 800 s of audio
+    async with run_server(settings, {"tone": tone_provider}) as server:
+        async with connect(f"{server.ws_url}?sample_rate=48000", max_queue=1) as ws:
+            await receive(ws)
+            await send(ws, type="text", text=" ".join(sentences))
+            session = next(iter(server.state.streams))
+            # Socket buffers fill, then the ring; then synthesis has to wait for the client.
+            await wait_for(lambda: session.ring.producer_waiting)
+            produced = session.stats.segments
+            for _ in range(200):
+                await asyncio.sleep(0)  # give a leaking producer every chance to run on
+            assert session.ring.producer_waiting
+            assert session.stats.segments == produced, "synthesis went on while the client read nothing"
+            assert session.ring.buffered_ms <= ring_ms
+            # What was synthesized fits in the ring plus the kernel's socket buffers: a small
+            # part of the 800 s asked for, and the rest is still only text.
+            assert produced < len(sentences) // 4
+            assert session.pending_chars > 0
+
+            # A barge-in still gets through to a stalled stream, and frees what it held.
+            await send(ws, type="cancel")
+            await receive_until(ws, "cancelled")
+            assert session.ring.buffered_ms == 0 and session.pending_chars == 0
+            await send(ws, type="text", text="Back again.")
+            await send(ws, type="end")
+            transcript = await receive_all(ws)
+    assert [s["text"] for s in transcript.messages("segment")] == ["Back again."]
+
+
+async def test_slow_reader_receives_everything_in_order(tone_provider) -> None:
+    settings = tone_settings(ring_ms=200)
+    text = " ".join(f"Item {i} is here." for i in range(40))
+    async with run_server(settings, {"tone": tone_provider}) as server:
+        async with connect(server.ws_url, max_queue=1) as ws:
+            await receive(ws)
+            await send(ws, type="text", text=text)
+            await send(ws, type="end")
+            transcript = await receive_all(ws)
+    assert [s["text"] for s in transcript.messages("segment")] == split_sentences(text)
+
+
+@pytest.mark.parametrize("how", ["abort", "close"])
+async def test_disconnect_mid_stream_leaves_no_task_or_buffer(tone_server: RunningServer, how: str) -> None:
+    # close_timeout: this client stopped reading, so it would wait long for the server's close frame.
+    async with connect(tone_server.ws_url, max_queue=1, close_timeout=0.5) as ws:
+        await receive(ws)
+        await send(ws, type="text", text=" ".join(["A long stream of words."] * 500))
+        await receive_until(ws, "segment")
+        session = next(iter(tone_server.state.streams))
+        stream_id = session.stream_id
+        assert stream_tasks(stream_id), "the stream should be busy when the client leaves"
+        if how == "abort":
+            ws.transport.abort()  # no closing handshake: the TCP connection just drops
+        else:
+            await ws.close()
+    await wait_for(lambda: not tone_server.state.streams)
+    await wait_for(lambda: not stream_tasks(stream_id))
+    assert session.ring.buffered_ms == 0 and len(session.ring) == 0
+    assert session.pending_chars == 0
+    health = await tone_server.health()
+    assert health["streams"] == 0
+
+
+async def test_many_streams_at_once_do_not_mix(tone_server: RunningServer) -> None:
+    async def one(voice: str, n: int) -> Transcript:
+        async with connect(f"{tone_server.ws_url}?voice={voice}") as ws:
+            await receive(ws)
+            text = " ".join(f"Stream {voice} sentence {i}." for i in range(n))
+            await send(ws, type="text", text=text)
+            await send(ws, type="end")
+            return await receive_all(ws)
+
+    results = await asyncio.gather(*(one(v, n) for v, n in [("beep", 5), ("low", 9), ("beep", 3), ("low", 1)]))
+    for (voice, n), transcript in zip([("beep", 5), ("low", 9), ("beep", 3), ("low", 1)], results):
+        texts = [s["text"] for s in transcript.messages("segment")]
+        assert texts == [f"Stream {voice} sentence {i}." for i in range(n)]

@@ -15,6 +15,7 @@ import pytest
 
 from stream_server.audio import FORMATS, AudioPipeline, EncodedFrame, get_format
 from stream_server.audio.formats import MAX_FRAME_MS, MIN_FRAME_MS, OPUS_FRAME_MS, PCM_RATES
+from stream_server.audio.pipeline import resampler_flush_samples
 from stream_server.providers.base import PcmChunk
 
 INPUT_RATES = (22050, 24000)
@@ -22,7 +23,7 @@ FRAME_MS_CHOICES = (10, 20, 40)
 TONE_HZ = 440.0
 BITRATE = 32000
 # libopus looks ahead 6.5 ms (312 samples at 48 kHz); a decoder without container info outputs
-# them as leading samples, and the encoder's flush emits them in one last packet.
+# them as leading samples before the input's first sample.
 OPUS_DELAY_SAMPLES = 312
 
 
@@ -39,6 +40,11 @@ def chunks(samples: np.ndarray, rate: int, seed: int) -> Iterator[PcmChunk]:
         size = int(rng.choice([1, rng.integers(2, 64), rng.integers(64, rate // 10)]))
         yield PcmChunk(samples[start : start + size], rate)
         start += size
+
+
+def flush_out(in_rate: int, out_rate: int) -> float:
+    """Output samples of silence that end_segment feeds through the resampler (at most)."""
+    return resampler_flush_samples(in_rate, out_rate) * out_rate / in_rate + 1
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:
@@ -73,38 +79,39 @@ def test_every_pcm_rate_has_a_valid_frame_ms_under_test() -> None:
 # -- pcm ----------------------------------------------------------------------------------------
 
 
+def run_segment(audio: AudioPipeline, signal: np.ndarray, rate: int, seed: int) -> tuple[list[EncodedFrame], list[EncodedFrame]]:
+    """Push one segment in random chunks: (frames from push, frames from end_segment)."""
+    pushed: list[EncodedFrame] = []
+    for chunk in chunks(signal, rate, seed=seed):
+        pushed += audio.push(chunk)
+    return pushed, audio.end_segment()
+
+
 @pytest.mark.parametrize(("in_rate", "out_rate", "frame_ms"), valid_pcm_combos())
 def test_pcm_frames_duration_and_pitch(in_rate: int, out_rate: int, frame_ms: int) -> None:
     signal = sine(in_rate, 0.737)
     audio = pipeline("pcm", out_rate, frame_ms)
     frame_bytes = out_rate * frame_ms // 1000 * 2
 
-    pushed: list[EncodedFrame] = []
-    for chunk in chunks(signal, in_rate, seed=out_rate + frame_ms):
-        pushed += audio.push(chunk)
-    last = audio.end_segment()
-    tail = audio.finish()
+    pushed, last = run_segment(audio, signal, in_rate, seed=out_rate + frame_ms)
+    frames = pushed + last
 
-    # Every frame but the segment's last is exactly frame_ms.
-    assert pushed
-    for frame in pushed:
+    # Every frame but the segment's last is exactly frame_ms; the last one may be shorter.
+    assert len(frames) > 1
+    for frame in frames[:-1]:
         assert len(frame.data) == frame_bytes
         assert frame.duration_ms == pytest.approx(frame_ms)
-    assert len(last) <= 1
-    for frame in last + tail:
-        assert 0 < len(frame.data) <= frame_bytes
-        assert len(frame.data) % 2 == 0
-    # After finish(), the resampler's last few samples: at most one partial frame.
-    assert all(len(f.data) == frame_bytes for f in tail[:-1])
-
-    everything = pushed + last + tail
-    for frame in everything:
+    assert 0 < len(frames[-1].data) <= frame_bytes
+    assert len(frames[-1].data) % 2 == 0
+    for frame in frames:
         assert frame.duration_ms == pytest.approx(1000 * len(frame.data) / 2 / out_rate)
 
-    samples = pcm_samples(everything)
-    input_ms = 1000 * len(signal) / in_rate
-    assert 1000 * len(samples) / out_rate == pytest.approx(input_ms, abs=1.0)
-    assert sum(f.duration_ms for f in everything) == pytest.approx(input_ms, abs=1.0)
+    # The whole segment is out by its end: every input sample, plus at most the little silence
+    # that pushed it through the resampler's delay.
+    samples = pcm_samples(frames)
+    expected = len(signal) * out_rate / in_rate
+    assert expected - 1 <= len(samples) <= expected + flush_out(in_rate, out_rate)
+    assert sum(f.duration_ms for f in frames) == pytest.approx(1000 * len(samples) / out_rate)
 
     assert dominant_hz(samples, out_rate) == pytest.approx(TONE_HZ, rel=0.02)
     # The level survives too (0.5 full scale, give or take the resampler's edges).
@@ -112,44 +119,40 @@ def test_pcm_frames_duration_and_pitch(in_rate: int, out_rate: int, frame_ms: in
 
 
 @pytest.mark.parametrize("in_rate", INPUT_RATES)
-def test_pcm_segments_each_end_with_their_own_short_frame(in_rate: int) -> None:
-    audio = pipeline("pcm", 16000, 20)
-    frame_bytes = 16000 * 20 // 1000 * 2
+def test_pcm_each_segment_is_complete_at_its_end(in_rate: int) -> None:
+    out_rate, frame_ms = 16000, 20
+    audio = pipeline("pcm", out_rate, frame_ms)
+    frame_bytes = out_rate * frame_ms // 1000 * 2
     total_in = 0
-    out: list[EncodedFrame] = []
-    for seq, seconds in enumerate((0.3037, 0.5111, 0.1)):
-        signal = sine(in_rate, seconds, freq=300.0 + 100 * seq)
+    total_out = 0
+    for seq, (seconds, freq) in enumerate([(0.3037, 300.0), (0.5111, 700.0), (0.25, 500.0)]):
+        signal = sine(in_rate, seconds, freq)
+        pushed, last = run_segment(audio, signal, in_rate, seed=seq)
+        frames = pushed + last
+        assert all(len(f.data) == frame_bytes for f in frames[:-1])
+        assert audio.end_segment() == []  # nothing left over
         total_in += len(signal)
-        pushed: list[EncodedFrame] = []
-        for chunk in chunks(signal, in_rate, seed=seq):
-            pushed += audio.push(chunk)
-        assert all(len(f.data) == frame_bytes for f in pushed)
-        last = audio.end_segment()
-        assert len(last) == 1 and len(last[0].data) < frame_bytes  # these lengths leave a remainder
-        assert audio.end_segment() == []  # nothing left to cut
-        out += pushed + last
-    out += audio.finish()
-    assert audio.finish() == []  # idempotent
-    assert 1000 * len(pcm_samples(out)) / 16000 == pytest.approx(1000 * total_in / in_rate, abs=1.0)
+        total_out += len(pcm_samples(frames))
+        assert total_out >= total_in * out_rate / in_rate - 1
+        assert total_out <= total_in * out_rate / in_rate + (seq + 1) * flush_out(in_rate, out_rate)
+        # Each segment carries its own pitch: nothing of the previous one leaks in audibly.
+        assert dominant_hz(pcm_samples(frames), out_rate) == pytest.approx(freq, rel=0.02)
 
 
-def test_pcm_same_rate_is_bit_exact_passthrough() -> None:
+def test_pcm_same_rate_keeps_the_samples() -> None:
     signal = sine(24000, 0.25)
     audio = pipeline("pcm", 24000, 20)
-    frames: list[EncodedFrame] = []
-    for chunk in chunks(signal, 24000, seed=1):
-        frames += audio.push(chunk)
-    frames += audio.end_segment() + audio.finish()
-    expected = np.round(signal * 32767).astype(np.int16)
-    got = pcm_samples(frames)
-    assert len(got) == len(expected)
-    assert np.abs(got.astype(np.int32) - expected).max() <= 1
+    pushed, last = run_segment(audio, signal, 24000, seed=1)
+    got = pcm_samples(pushed + last).astype(np.int32)
+    expected = np.round(signal * 32767).astype(np.int32)
+    assert len(got) >= len(expected)
+    assert np.abs(got[: len(expected)] - expected).max() <= 1
+    assert not got[len(expected) :].any()  # only silence after the segment's samples
 
 
 def test_pcm_empty_segment_gives_no_frames() -> None:
     audio = pipeline("pcm", 24000, 20)
     assert audio.end_segment() == []
-    assert audio.finish() == []
 
 
 # -- opus ---------------------------------------------------------------------------------------
@@ -162,7 +165,7 @@ def opus_decoder(name: str) -> av.CodecContext:
     return decoder
 
 
-def decode_packets(frames: list[EncodedFrame], decoder_name: str) -> list[np.ndarray]:
+def decode_packets(frames: list[EncodedFrame], decoder_name: str = "libopus") -> list[np.ndarray]:
     """One array of samples per packet, in order."""
     decoder = opus_decoder(decoder_name)
     out = []
@@ -183,12 +186,9 @@ def test_opus_packets_duration_and_pitch(in_rate: int, frame_ms: int, decoder_na
     audio = pipeline("opus", 48000, frame_ms)
     frame_samples = 48 * frame_ms
 
-    frames: list[EncodedFrame] = []
-    for chunk in chunks(signal, in_rate, seed=frame_ms):
-        frames += audio.push(chunk)
-    tail = audio.finish()
-    assert tail  # the partial frame, padded, and the codec's delayed samples
-    frames += tail
+    pushed, last = run_segment(audio, signal, in_rate, seed=frame_ms)
+    frames = pushed + last
+    assert last  # the segment's end is padded to a full frame, never dropped
 
     packets = decode_packets(frames, decoder_name)
     for frame, pcm in zip(frames, packets, strict=True):
@@ -197,45 +197,60 @@ def test_opus_packets_duration_and_pitch(in_rate: int, frame_ms: int, decoder_na
 
     decoded = np.concatenate(packets)
     input_samples = len(signal) * 48000 / in_rate
-    # Nothing lost: every input sample plus the codec delay comes out ...
+    # Nothing held back: the codec delay and every input sample come out by the segment's end ...
     assert len(decoded) >= input_samples + OPUS_DELAY_SAMPLES
-    # ... plus at most one padded frame and one packet carrying the codec delay.
-    assert len(decoded) <= input_samples + frame_samples + max(frame_samples, OPUS_DELAY_SAMPLES)
+    # ... plus at most one frame of padding and the resampler's flush.
+    assert len(decoded) < input_samples + OPUS_DELAY_SAMPLES + frame_samples + flush_out(in_rate, 48000)
 
     assert dominant_hz(decoded, 48000) == pytest.approx(TONE_HZ, rel=0.02)
 
 
 @pytest.mark.parametrize("frame_ms", OPUS_FRAME_MS)
-def test_opus_segment_end_pads_to_a_full_frame(frame_ms: int) -> None:
+def test_opus_segment_ends_pad_to_full_frames(frame_ms: int) -> None:
     audio = pipeline("opus", 48000, frame_ms)
     frames: list[EncodedFrame] = []
     total_in = 0
-    for seq, seconds in enumerate((0.3037, 0.1111)):
+    for seq, seconds in enumerate((0.3037, 0.1111, 0.5)):
         signal = sine(24000, seconds)
-        total_in += len(signal) * 2
-        for chunk in chunks(signal, 24000, seed=seq):
-            frames += audio.push(chunk)
-        last = audio.end_segment()
-        assert all(f.duration_ms == frame_ms for f in last)
-        frames += last
+        pushed, last = run_segment(audio, signal, 24000, seed=seq)
+        assert last
+        assert all(f.duration_ms == frame_ms for f in pushed + last)
         assert audio.end_segment() == []
-    frames += audio.finish()
-
-    packets = decode_packets(frames, "libopus")
-    assert [len(p) for p in packets] == [48 * frame_ms] * len(frames)
-    assert all(f.duration_ms == frame_ms for f in frames)
-    decoded = sum(len(p) for p in packets)
-    assert decoded >= total_in + OPUS_DELAY_SAMPLES
-    # One padded frame per segment end and at the end of the stream, and the delay packet.
-    assert decoded <= total_in + 4 * 48 * frame_ms
+        frames += pushed + last
+        total_in += 2 * len(signal)
+        decoded = sum(len(p) for p in decode_packets(frames))
+        assert decoded == len(frames) * 48 * frame_ms  # every packet is exactly one frame
+        assert decoded >= total_in + OPUS_DELAY_SAMPLES
 
 
-def test_opus_short_segment_still_gives_a_packet() -> None:
+def test_opus_very_short_segment_still_gives_packets() -> None:
     audio = pipeline("opus", 48000, 20)
     frames = audio.push(PcmChunk(sine(24000, 0.005), 24000)) + audio.end_segment()
-    frames += audio.finish()
     assert frames
-    assert all(len(p) == 960 for p in decode_packets(frames, "libopus"))
+    packets = decode_packets(frames)
+    assert all(len(p) == 960 for p in packets)
+    assert sum(len(p) for p in packets) >= 240 + OPUS_DELAY_SAMPLES
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "audio/pipeline.py AudioPipeline.end_segment: when the segment (plus the resampler flush) "
+        "fills a whole number of frames, the FIFO is empty and end_segment returns before the "
+        "'one frame of silence frees the lookahead' step, so the last ~312 samples (6.5 ms) stay "
+        "inside the Opus encoder: they arrive after segment_end, with the next segment, or never."
+    ),
+)
+def test_opus_segment_is_complete_whatever_its_length() -> None:
+    # 2x upsampling: 240 consecutive input lengths reach every even remainder modulo a 10 ms frame.
+    incomplete = []
+    for n in range(2400, 2400 + 240):
+        audio = pipeline("opus", 48000, 10)
+        frames = audio.push(PcmChunk(sine(24000, n / 24000), 24000)) + audio.end_segment()
+        decoded = len(frames) * 480  # every packet decodes to one frame (checked above)
+        if decoded < 2 * n + OPUS_DELAY_SAMPLES:
+            incomplete.append(n)
+    assert incomplete == []
 
 
 # -- OutputFormat.frame_ms_error ----------------------------------------------------------------

@@ -44,11 +44,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+
+if TYPE_CHECKING:
+    from piper import PiperVoice, SynthesisConfig
 
 LOADTEST_DIR: Final = Path(__file__).resolve().parent
 REPO_ROOT: Final = LOADTEST_DIR.parent
@@ -165,6 +168,8 @@ class Series:
     samples: list[float] = field(default_factory=list)
     server_ttfa: list[float] = field(default_factory=list)
     """The server's own `done.ttfa_ms` of the same iterations, when it reports one."""
+    other_cpu_pct: float | None = None
+    """CPU used by processes other than this script and the servers it started, while it ran."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -172,6 +177,8 @@ class Series:
             "stats_ms": Stats.of(self.samples).as_dict(),
             "samples_ms": [round(s, 3) for s in self.samples],
         }
+        if self.other_cpu_pct is not None:
+            out["other_cpu_pct"] = round(self.other_cpu_pct, 1)
         if self.server_ttfa:
             out["server_ttfa_stats_ms"] = Stats.of(self.server_ttfa).as_dict()
             out["server_ttfa_samples_ms"] = [round(s, 3) for s in self.server_ttfa]
@@ -186,9 +193,62 @@ class Run:
     info: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    own_pids: set[int] = field(default_factory=lambda: {os.getpid()})
+    """This script and the servers it started: their CPU time is not 'other' load."""
 
     def get(self, key: str) -> Series | None:
         return next((s for s in self.series if s.key == key), None)
+
+
+# -- other load on the machine -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    at: float
+    busy_ticks: int
+    own_ticks: int
+
+
+def _busy_ticks() -> int:
+    # cpu  user nice system idle iowait irq softirq steal ...
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq + steal
+
+
+def _process_ticks(pid: int) -> int:
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0  # gone: counted up to its last snapshot only
+    return int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
+
+
+def cpu_snapshot(pids: set[int]) -> CpuSnapshot | None:
+    try:
+        return CpuSnapshot(time.monotonic(), _busy_ticks(), sum(_process_ticks(p) for p in pids))
+    except (OSError, ValueError, IndexError):
+        return None  # not Linux: no figure
+
+
+@contextlib.contextmanager
+def watching_other_load(run: Run, series: Sequence[Series]) -> Iterator[None]:
+    """Set `other_cpu_pct` of `series`: the machine's CPU use, less ours, while the block ran.
+
+    The machine may be shared (other test runs, other servers); this says how much the
+    figures could be disturbed by it. 100 % is every core busy.
+    """
+    before = cpu_snapshot(run.own_pids)
+    yield
+    after = cpu_snapshot(run.own_pids)
+    if before is None or after is None:
+        return
+    capacity = (after.at - before.at) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    other = (after.busy_ticks - before.busy_ticks) - (after.own_ticks - before.own_ticks)
+    pct = max(0.0, 100.0 * other / capacity) if capacity > 0 else 0.0
+    for s in series:
+        s.other_cpu_pct = pct
 
 
 # -- subprocesses ----------------------------------------------------------------------------
@@ -379,17 +439,18 @@ async def bench_stream(
     plan = llm_tokens(args.completion)
     ttfa = Series(f"stream.{provider}", f"ours {provider}: streamed tokens -> TTFA")
     total = iterations_label(args)
-    for i in range(args.warmup + args.iterations):
-        outcome = await stream_once(
-            stream_url(base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, compression
-        )
-        if i >= args.warmup:
-            ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
-            assert outcome.done is not None
-            if outcome.done.get("ttfa_ms") is not None:
-                ttfa.server_ttfa.append(float(outcome.done["ttfa_ms"]))
-        progress(ttfa.label, i, total, args.warmup)
-        await asyncio.sleep(args.pause_ms / 1000.0)
+    with watching_other_load(run, [ttfa]):
+        for i in range(total):
+            outcome = await stream_once(
+                stream_url(base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, compression
+            )
+            if i >= args.warmup:
+                ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+                assert outcome.done is not None
+                if outcome.done.get("ttfa_ms") is not None:
+                    ttfa.server_ttfa.append(float(outcome.done["ttfa_ms"]))
+            progress(ttfa.label, i, total, args.warmup)
+            await asyncio.sleep(args.pause_ms / 1000.0)
     run.series.append(ttfa)
 
 
@@ -401,17 +462,18 @@ async def bench_paragraph(
     last = Series(f"paragraph.{provider}.complete", f"ours {provider}: paragraph, 1 msg -> last audio")
     audio_ms: list[float] = []
     total = iterations_label(args)
-    for i in range(args.warmup + args.iterations):
-        outcome = await stream_once(stream_url(base_ws, provider), plan, 0.0, args.timeout, compression)
-        if i >= args.warmup:
-            first.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
-            last.samples.append(outcome.ms_after_sent(outcome.last_audio_at))
-            assert outcome.done is not None
-            if outcome.done.get("ttfa_ms") is not None:
-                first.server_ttfa.append(float(outcome.done["ttfa_ms"]))
-            audio_ms.append(float(outcome.done.get("audio_ms", math.nan)))
-        progress(first.label, i, total, args.warmup)
-        await asyncio.sleep(args.pause_ms / 1000.0)
+    with watching_other_load(run, [first, last]):
+        for i in range(total):
+            outcome = await stream_once(stream_url(base_ws, provider), plan, 0.0, args.timeout, compression)
+            if i >= args.warmup:
+                first.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+                last.samples.append(outcome.ms_after_sent(outcome.last_audio_at))
+                assert outcome.done is not None
+                if outcome.done.get("ttfa_ms") is not None:
+                    first.server_ttfa.append(float(outcome.done["ttfa_ms"]))
+                audio_ms.append(float(outcome.done.get("audio_ms", math.nan)))
+            progress(first.label, i, total, args.warmup)
+            await asyncio.sleep(args.pause_ms / 1000.0)
     run.series += [first, last]
     run.info[f"paragraph.{provider}.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
 
@@ -443,6 +505,7 @@ def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
                 *args.server_arg,
             ]  # fmt: skip
             server = stack.enter_context(ManagedProcess("stream_server", argv, RESULTS_DIR / f"ttfa-{stamp}.server.log"))
+            run.own_pids.add(server.pid)
             base_http, base_ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
             print(f"starting our server: {shlex.join(argv)}", file=sys.stderr)
             wait_until_up(f"{base_http}/healthz", server, args.startup_timeout)
@@ -493,6 +556,40 @@ def wav_duration_ms(body: bytes) -> float:
         return wav.getnframes() * 1000.0 / wav.getframerate()
 
 
+@dataclass(frozen=True, slots=True)
+class HttpTimes:
+    first_byte_ms: float
+    """Status line and headers received: the first bytes of the response."""
+    first_body_byte_ms: float
+    complete_ms: float
+    body: bytes
+
+
+def post_once(base: str, text: str, timeout_s: float) -> HttpTimes:
+    # A fresh client, so a fresh connection, per request, as on the WebSocket side.
+    with httpx.Client(timeout=timeout_s) as client:
+        started = time.perf_counter()
+        with client.stream("POST", f"{base}/synthesize", json={"text": text}) as response:
+            headers_at = time.perf_counter()
+            response.raise_for_status()
+            chunks: list[bytes] = []
+            first_body_at: float | None = None
+            for chunk in response.iter_raw():
+                if first_body_at is None:
+                    first_body_at = time.perf_counter()
+                chunks.append(chunk)
+        done_at = time.perf_counter()
+    body = b"".join(chunks)
+    if first_body_at is None or not body.startswith(b"RIFF"):
+        raise BenchmarkError(f"Piper's server did not return a WAV file ({len(body)} bytes)")
+    return HttpTimes(
+        first_byte_ms=(headers_at - started) * 1000.0,
+        first_body_byte_ms=(first_body_at - started) * 1000.0,
+        complete_ms=(done_at - started) * 1000.0,
+        body=body,
+    )
+
+
 def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
     if "piper-http" not in args.benchmarks:
         return
@@ -500,11 +597,14 @@ def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
         run.skipped["piper-http"] = "Flask is not installed: pip install 'piper-tts[http]'"
         return
     port = free_port()
+    # No --data-dir: it only matters to find a voice given by name, to list /voices and to
+    # download; a full path to an existing .onnx is used as it is.
     argv = [
         sys.executable, "-m", "piper.http_server",
         "-m", str(args.model), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     with ManagedProcess("piper.http_server", argv, RESULTS_DIR / f"ttfa-{stamp}.piper-http.log") as server:
+        run.own_pids.add(server.pid)
         print(f"starting Piper's HTTP server: {shlex.join(argv)}", file=sys.stderr)
         base = f"http://127.0.0.1:{port}"
         wait_until_up(f"{base}/info", server, args.startup_timeout)
@@ -514,35 +614,31 @@ def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
         last = Series("piper_http.complete", "piper http: paragraph POST -> complete")
         audio_ms: list[float] = []
         total = iterations_label(args)
-        for i in range(args.warmup + args.iterations):
-            # A fresh client, so a fresh connection, per request, as on the WebSocket side.
-            with httpx.Client(timeout=args.timeout) as client:
-                started = time.perf_counter()
-                with client.stream("POST", f"{base}/synthesize", json={"text": PARAGRAPH}) as response:
-                    headers_at = time.perf_counter()  # status line and headers: the first bytes
-                    response.raise_for_status()
-                    chunks: list[bytes] = []
-                    first_body_at: float | None = None
-                    for chunk in response.iter_raw():
-                        if first_body_at is None:
-                            first_body_at = time.perf_counter()
-                        chunks.append(chunk)
-                done_at = time.perf_counter()
-            body = b"".join(chunks)
-            if first_body_at is None or not body.startswith(b"RIFF"):
-                raise BenchmarkError(f"Piper's server did not return a WAV file ({len(body)} bytes)")
-            if i >= args.warmup:
-                first.samples.append((headers_at - started) * 1000.0)
-                body_first.samples.append((first_body_at - started) * 1000.0)
-                last.samples.append((done_at - started) * 1000.0)
-                audio_ms.append(wav_duration_ms(body))
-            progress(first.label, i, total, args.warmup)
-            time.sleep(args.pause_ms / 1000.0)
+        with watching_other_load(run, [first, body_first, last]):
+            for i in range(total):
+                times = post_once(base, PARAGRAPH, args.timeout)
+                if i >= args.warmup:
+                    first.samples.append(times.first_byte_ms)
+                    body_first.samples.append(times.first_body_byte_ms)
+                    last.samples.append(times.complete_ms)
+                    audio_ms.append(wav_duration_ms(times.body))
+                progress(first.label, i, total, args.warmup)
+                time.sleep(args.pause_ms / 1000.0)
         run.series += [first, body_first, last]
         run.info["piper_http.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
 
 
 # -- Piper in-process ------------------------------------------------------------------------
+
+
+def time_synthesis(voice: PiperVoice, text: str, config: SynthesisConfig) -> tuple[float, float, int]:
+    """(ms to the first sentence's audio, ms to all of it, number of sentence chunks)."""
+    started = time.perf_counter()
+    chunks = iter(voice.synthesize(text, syn_config=config))
+    next(chunks)
+    first_ms = (time.perf_counter() - started) * 1000.0
+    count = 1 + sum(1 for _ in chunks)
+    return first_ms, (time.perf_counter() - started) * 1000.0, count
 
 
 def run_raw(args: argparse.Namespace, run: Run) -> None:
@@ -553,6 +649,7 @@ def run_raw(args: argparse.Namespace, run: Run) -> None:
     from stream_server.providers.piper import load_voice
 
     threads = os.cpu_count() or 1
+    # stream_server's own loader, with the thread count it uses when --piper-intra-op-threads is 0.
     voice = load_voice(args.model, threads).voice
     config = SynthesisConfig(length_scale=voice.config.length_scale)  # as the provider at speed 1
     run.info["raw"] = {"intra_op_threads": threads, "model": str(args.model)}
@@ -560,26 +657,17 @@ def run_raw(args: argparse.Namespace, run: Run) -> None:
     para_first = Series("raw.paragraph.first_chunk", "raw piper: paragraph -> 1st sentence")
     para_all = Series("raw.paragraph.complete", "raw piper: paragraph -> all")
     total = iterations_label(args)
-    for i in range(args.warmup + args.iterations):
-        started = time.perf_counter()
-        chunks = iter(voice.synthesize(FIRST_SENTENCE, syn_config=config))
-        next(chunks)
-        sentence_ms = (time.perf_counter() - started) * 1000.0
-        for _ in chunks:
-            raise BenchmarkError("Piper split the first sentence into more than one chunk")
-
-        started = time.perf_counter()
-        chunks = iter(voice.synthesize(PARAGRAPH, syn_config=config))
-        next(chunks)
-        first_ms = (time.perf_counter() - started) * 1000.0
-        for _ in chunks:
-            pass
-        all_ms = (time.perf_counter() - started) * 1000.0
-        if i >= args.warmup:
-            sentence.samples.append(sentence_ms)
-            para_first.samples.append(first_ms)
-            para_all.samples.append(all_ms)
-        progress(sentence.label, i, total, args.warmup)
+    with watching_other_load(run, [sentence, para_first, para_all]):
+        for i in range(total):
+            sentence_ms, _, count = time_synthesis(voice, FIRST_SENTENCE, config)
+            if count != 1:
+                raise BenchmarkError(f"Piper split the first sentence into {count} chunks")
+            first_ms, all_ms, _ = time_synthesis(voice, PARAGRAPH, config)
+            if i >= args.warmup:
+                sentence.samples.append(sentence_ms)
+                para_first.samples.append(first_ms)
+                para_all.samples.append(all_ms)
+            progress(sentence.label, i, total, args.warmup)
     run.series += [sentence, para_first, para_all]
 
 
@@ -625,21 +713,30 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def loadavg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
 def format_ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def render_table(run: Run, meta: dict[str, Any]) -> str:
-    head = f"{'benchmark':<46}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}{'srv ttfa':>10}"
+    head = (
+        f"{'benchmark':<46}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}"
+        f"{'srv ttfa':>10}{'other%':>8}"
+    )
     lines = [
         f"TTFA benchmark, {meta['started']}",
         f"command: {meta['command']}",
         f"machine: nproc={meta['machine']['nproc']}  cpu={meta['machine']['cpu_model'] or '?'}  "
-        f"python={meta['machine']['python']}",
+        f"python={meta['machine']['python']}  load average at start {meta['loadavg_start']}, "
+        f"at end {meta['loadavg_end']}",
         f"iterations={meta['iterations']} (after {meta['warmup']} warm-up), token interval "
         f"{meta['token_interval_ms']} ms, completion={meta['completion']} "
         f"(TTFA from token {meta['reference_token']!r}), ws compression={meta['ws_compression']}",
-        "all times in ms; 'srv ttfa' = median of the server's own done.ttfa_ms",
+        "all times in ms; 'srv ttfa' = median of the server's own done.ttfa_ms; 'other%' = CPU used by",
+        "other processes on the machine meanwhile (100 = all cores), i.e. how disturbed the row may be",
         "",
         head,
         "-" * len(head),
@@ -647,9 +744,10 @@ def render_table(run: Run, meta: dict[str, Any]) -> str:
     for s in run.series:
         st = Stats.of(s.samples)
         srv = format_ms(Stats.of(s.server_ttfa).median) if s.server_ttfa else "-"
+        other = "-" if s.other_cpu_pct is None else f"{s.other_cpu_pct:.0f}"
         lines.append(
             f"{s.label:<46}{st.n:>4}{format_ms(st.median):>9}{format_ms(st.p90):>9}{format_ms(st.p99):>9}"
-            f"{format_ms(st.min):>9}{format_ms(st.max):>9}{srv:>10}"
+            f"{format_ms(st.min):>9}{format_ms(st.max):>9}{srv:>10}{other:>8}"
         )
     derived = derived_figures(run)
     if derived:
@@ -777,6 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "paragraph": PARAGRAPH,
         "ws_compression": "none" if args.no_compression else "deflate offered",
         "model": str(args.model),
+        "loadavg_start": loadavg(),
     }
     run = Run()
     with stop_on_signals():
@@ -785,6 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             guarded(run, "piper-http", lambda: run_piper_http(args, run, stamp))
             guarded(run, "raw", lambda: run_raw(args, run))
         finally:
+            meta["loadavg_end"] = loadavg()
             result = {
                 "meta": meta,
                 "info": run.info,

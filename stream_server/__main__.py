@@ -1,11 +1,16 @@
-"""`python -m stream_server`: parse the settings, then serve."""
+"""`python -m stream_server`: parse the settings, load the providers, then serve."""
 
 from __future__ import annotations
 
+import logging.config
 import sys
 
 import uvicorn
 
+from .app import check_stream_defaults
+from .logs import configure_logging
+from .protocol import ProtocolError
+from .providers import build_providers
 from .server import uvicorn_config
 from .settings import SettingsError, load_settings
 
@@ -16,7 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"stream_server: bad setting: {exc}", file=sys.stderr)
         return 2
-    uvicorn.Server(uvicorn_config(settings)).run()
+    logging.config.dictConfig(configure_logging(settings.log_level))
+    # Models load here, before the port opens: the first client never waits for them.
+    try:
+        providers = build_providers(settings)
+        check_stream_defaults(settings, providers)
+    except (ProtocolError, FileNotFoundError) as exc:
+        print(f"stream_server: bad setting: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.Server(uvicorn_config(settings, providers, owns_providers=True)).run()
     return 0
 
 

@@ -9,20 +9,33 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
+from .protocol import Config
 from .providers import Provider, build_providers
+from .session import resolve_options
 from .server_state import ServerState
 from .settings import Settings
 from .transports.health import healthz
 from .transports.websocket import stream_endpoint
 
 
-def create_app(settings: Settings, providers: Mapping[str, Provider] | None = None) -> Starlette:
-    """`providers` lets tests share already-loaded providers; by default they are built here."""
+def check_stream_defaults(settings: Settings, providers: Mapping[str, Provider]) -> None:
+    """The server-wide stream defaults (voice included) must work before the first client comes.
+
+    Raises `ProtocolError` naming what is wrong.
+    """
+    resolve_options(Config(), settings, providers)
+
+
+def create_app(
+    settings: Settings, providers: Mapping[str, Provider] | None = None, *, owns_providers: bool = False
+) -> Starlette:
+    """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owned = providers is None
+        owned = owns_providers or providers is None
         loaded = dict(providers) if providers is not None else await asyncio.to_thread(build_providers, settings)
+        check_stream_defaults(settings, loaded)
         state = ServerState(settings=settings, providers=loaded)
         app.state.server = state
         try:

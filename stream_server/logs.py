@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-_encoder = msgspec.json.Encoder()
+# A log line must never be lost to a value msgspec cannot encode: such values are shown by repr.
+_encoder = msgspec.json.Encoder(enc_hook=repr)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
@@ -24,9 +25,9 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
-        if fields:
+        if fields is not None:
             entry.update(fields)
-        else:
+        else:  # a library's record: keep its `extra` attributes
             entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

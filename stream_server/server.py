@@ -17,9 +17,11 @@ WS_MAX_SIZE_FACTOR = 4
 WS_MAX_SIZE_FLOOR = 1 << 20
 
 
-def uvicorn_config(settings: Settings, providers: Mapping[str, Provider] | None = None) -> uvicorn.Config:
+def uvicorn_config(
+    settings: Settings, providers: Mapping[str, Provider] | None = None, *, owns_providers: bool = False
+) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings, providers),
+        create_app(settings, providers, owns_providers=owns_providers),
         host=settings.host,
         port=settings.port,
         log_config=configure_logging(settings.log_level),

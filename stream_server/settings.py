@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from .audio.formats import PCM_RATES, FormatName, get_format
+
 ENV_PREFIX = "STREAM_SERVER_"
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -38,7 +40,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     voice: Annotated[
         str | None, Meta(description="Default voice id (default: the provider's first voice).")
     ] = None
-    format: Annotated[str, Meta(description="Default output format: pcm or opus.")] = "pcm"
+    format: Annotated[FormatName, Meta(description="Default output format: pcm or opus.")] = "pcm"
     sample_rate: Annotated[
         int | None,
         Meta(description="Default pcm sample rate in Hz (default: the voice's own rate)."),
@@ -88,11 +90,20 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
 
     def __post_init__(self) -> None:
+        # Messages end like msgspec's own ("- at `$.field`") so `_explain` names the option.
         if self.provider not in self.providers:
             raise ValueError(
                 f"the default provider {self.provider!r} is not loaded (providers: "
                 f"{','.join(self.providers)}) - at `$.provider`"
             )
+        if self.sample_rate is not None and self.sample_rate not in PCM_RATES:
+            raise ValueError(f"pcm is offered at {list(PCM_RATES)} Hz, not {self.sample_rate} - at `$.sample_rate`")
+        fmt = get_format(self.format)
+        assert fmt is not None  # the Literal type admits only known formats
+        rate = self.sample_rate if self.sample_rate in fmt.sample_rates else fmt.sample_rates[0]
+        problem = fmt.frame_ms_error(rate, self.frame_ms)
+        if problem:
+            raise ValueError(f"{problem} - at `$.frame_ms`")
 
 
 class SettingsError(ValueError):

@@ -232,15 +232,6 @@ def test_opus_very_short_segment_still_gives_packets() -> None:
     assert sum(len(p) for p in packets) >= 240 + OPUS_DELAY_SAMPLES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "audio/pipeline.py AudioPipeline.end_segment: when the segment (plus the resampler flush) "
-        "fills a whole number of frames, the FIFO is empty and end_segment returns before the "
-        "'one frame of silence frees the lookahead' step, so the last ~312 samples (6.5 ms) stay "
-        "inside the Opus encoder: they arrive after segment_end, with the next segment, or never."
-    ),
-)
 def test_opus_segment_is_complete_whatever_its_length() -> None:
     # 2x upsampling: 240 consecutive input lengths reach every even remainder modulo a 10 ms frame.
     incomplete = []

@@ -132,14 +132,6 @@ def test_default_provider_error_mentions_loaded_providers() -> None:
     assert "tone" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "settings.py: `format` is typed `str`, so `--format wav` is accepted at start-up although "
-        "the module promises that bad values stop the server instead of failing on the first "
-        "request; every stream that does not name a format then fails with unsupported_format."
-    ),
-)
 def test_unknown_default_format_is_rejected_at_start_up() -> None:
     with pytest.raises(SettingsError, match="--format"):
         load("--format", "wav")

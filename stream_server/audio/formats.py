@@ -13,6 +13,7 @@ MIN_FRAME_MS = 5
 MAX_FRAME_MS = 200
 
 Codec = Literal["pcm_s16le", "libopus"]
+FormatName = Literal["pcm", "opus"]
 
 
 @dataclass(frozen=True, slots=True)

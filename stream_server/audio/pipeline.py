@@ -62,23 +62,25 @@ class AudioPipeline:
         segment's own samples are all pushed out of their delay lines with a little silence,
         so nothing of this segment waits for the next one, or is left behind at the end.
         """
-        if self._segment_input_rate is not None:
-            flush = resampler_flush_samples(self._segment_input_rate, self._rate)
-            silence = np.zeros(flush, dtype=np.float32)
-            self._resample(silence, self._segment_input_rate)
-            self._segment_input_rate = None
+        if self._segment_input_rate is None:
+            return []  # nothing was pushed since the last segment end
+        flush = resampler_flush_samples(self._segment_input_rate, self._rate)
+        self._resample(np.zeros(flush, dtype=np.float32), self._segment_input_rate)
+        self._segment_input_rate = None
         frames = self._drain_full_frames()
         remainder = self._fifo.read()
-        if remainder is None or remainder.samples == 0:
-            return frames
-        if not self._format.pad_last_frame:
+        real = remainder.samples if remainder is not None else 0
+        if real and not self._format.pad_last_frame:
             return frames + self._encode(remainder)
-        padded = np.zeros((1, self._frame_samples), dtype=np.int16)
-        padded[0, : remainder.samples] = remainder.to_ndarray()[0]
-        frames += self._encode(self._s16_frame(padded))
-        if self._frame_samples - remainder.samples < self._encoder.lookahead_samples:
+        padding = 0
+        if real:
+            padded = np.zeros((1, self._frame_samples), dtype=np.int16)
+            padded[0, :real] = remainder.to_ndarray()[0]
+            frames += self._encode(self._s16_frame(padded))
+            padding = self._frame_samples - real
+        if padding < self._encoder.lookahead_samples:
             # The codec still holds real samples in its lookahead: one frame of silence frees them.
-            frames += self._encode(self._s16_frame(np.zeros_like(padded)))
+            frames += self._encode(self._s16_frame(np.zeros((1, self._frame_samples), dtype=np.int16)))
         return frames
 
     def _resample(self, samples: np.ndarray, rate: int) -> None:

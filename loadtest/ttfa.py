@@ -1,21 +1,21 @@
 """Time to first audio (TTFA) of stream_server over its WebSocket API, against Piper's own HTTP server.
 
-Benchmarks (each: warm-up iterations, then N measured ones; see loadtest/README.md):
+Benchmarks (each: warm-up iterations, then N measured ones, each on a fresh connection; see
+loadtest/README.md for how to read them):
 
-- ``stream``:     an LLM is simulated: the text is sent word by word, one `text` message per
+- ``stream``:     an LLM is simulated: the paragraph is sent word by word, one `text` message per
                   token. TTFA = from sending the token that completes the first sentence (the one
                   carrying its final period and the following space) to the first binary frame.
-                  Also records the server's own `done.ttfa_ms`. Run per provider (tone, piper).
-- ``paragraph``:  the same five-sentence paragraph as one `text` message followed by `end`;
-                  from sending it to the first audio frame, and to the last one.
-- ``piper-http``: `python -m piper.http_server` (Piper's Flask server) is started and the same
-                  paragraph is POSTed to /synthesize; time to the first response byte and to the
+                  The server's own `done.ttfa_ms` is kept beside it. Per provider (tone, piper).
+- ``paragraph``:  the same five-sentence paragraph as one `text` message, then `end`: from
+                  sending it to the first audio frame, and to the last one. Per provider.
+- ``piper-http``: Piper's own Flask server (`python -m piper.http_server`), started here; the
+                  paragraph is POSTed to /synthesize: time to the first response byte and to the
                   complete WAV.
-- ``raw``:        Piper in this process (voice loaded by stream_server's own `load_voice`), no
-                  server: time to synthesize the ten-word first sentence, and the paragraph.
+- ``raw``:        Piper in this process, no server (voice loaded by stream_server's own
+                  `load_voice`): time to synthesize the ten-word first sentence, and the paragraph.
 
-Every iteration uses a fresh connection. Every subprocess started here is stopped on exit,
-on error, on Ctrl-C and on SIGTERM/SIGHUP.
+Every subprocess started here is stopped on exit, on error, on Ctrl-C and on SIGTERM/SIGHUP.
 
     cd /work/main && python -m loadtest.ttfa --iterations 30
 """
@@ -63,7 +63,7 @@ if __package__ in (None, ""):
 
 STREAM_PATH: Final = "/v1/tts/stream"
 
-# Ten words; the last token of the sentence, "river. ", completes it.
+# Ten words; its last token, "river. ", completes it.
 FIRST_SENTENCE: Final = "The old lighthouse keeper walked slowly down to the river."
 PARAGRAPH: Final = " ".join(
     (
@@ -95,19 +95,19 @@ class TokenPlan:
 
 
 def llm_tokens(completion: Completion) -> TokenPlan:
-    """The paragraph as LLM-like tokens: one word and its following space each.
+    """The paragraph as LLM-like tokens: each word with the whitespace that follows it.
 
     joined: "river. " is one token, and TTFA counts from it.
-    split:  "river." then " "; our segmenter can only decide the sentence end once the space
-            is seen, so TTFA counts from the " " token.
+    split:  "river." then " "; the segmenter can only decide the sentence end once it sees the
+            whitespace after the period, so TTFA counts from the " " token.
     """
     words = re.findall(r"\S+\s*", PARAGRAPH)
     first_count = len(FIRST_SENTENCE.split())
     if completion == "joined":
         return TokenPlan(tuple(words), reference=first_count - 1)
     last = words[first_count - 1]
-    split = [*words[: first_count - 1], last.rstrip(), last[len(last.rstrip()) :], *words[first_count:]]
-    return TokenPlan(tuple(split), reference=first_count)
+    word, space = last.rstrip(), last[len(last.rstrip()) :]
+    return TokenPlan((*words[: first_count - 1], word, space, *words[first_count:]), reference=first_count)
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -136,7 +136,6 @@ class Stats:
     @classmethod
     def of(cls, values: Sequence[float]) -> Stats:
         ordered = sorted(values)
-        mean = sum(ordered) / len(ordered) if ordered else math.nan
         return cls(
             n=len(ordered),
             median=percentile(ordered, 50),
@@ -144,7 +143,7 @@ class Stats:
             p99=percentile(ordered, 99),
             min=ordered[0] if ordered else math.nan,
             max=ordered[-1] if ordered else math.nan,
-            mean=mean,
+            mean=sum(ordered) / len(ordered) if ordered else math.nan,
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -161,15 +160,15 @@ class Stats:
 
 @dataclass(slots=True)
 class Series:
-    """One measured quantity of one benchmark, in ms."""
+    """One measured quantity of one benchmark: a value in ms per measured iteration."""
 
     key: str
     label: str
     samples: list[float] = field(default_factory=list)
     server_ttfa: list[float] = field(default_factory=list)
     """The server's own `done.ttfa_ms` of the same iterations, when it reports one."""
-    other_cpu_pct: float | None = None
-    """CPU used by processes other than this script and the servers it started, while it ran."""
+    other_cpu: list[float] = field(default_factory=list)
+    """Per iteration: CPU % used meanwhile by processes that are not ours (see `Load`)."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -177,11 +176,11 @@ class Series:
             "stats_ms": Stats.of(self.samples).as_dict(),
             "samples_ms": [round(s, 3) for s in self.samples],
         }
-        if self.other_cpu_pct is not None:
-            out["other_cpu_pct"] = round(self.other_cpu_pct, 1)
         if self.server_ttfa:
             out["server_ttfa_stats_ms"] = Stats.of(self.server_ttfa).as_dict()
             out["server_ttfa_samples_ms"] = [round(s, 3) for s in self.server_ttfa]
+        if self.other_cpu:
+            out["other_cpu_pct_samples"] = [round(s, 1) for s in self.other_cpu]
         return out
 
 
@@ -195,12 +194,19 @@ class Run:
     failed: dict[str, str] = field(default_factory=dict)
     own_pids: set[int] = field(default_factory=lambda: {os.getpid()})
     """This script and the servers it started: their CPU time is not 'other' load."""
+    noisy_starts: int = 0
+    """Iterations started although the machine did not become quiet within --quiet-wait."""
 
     def get(self, key: str) -> Series | None:
         return next((s for s in self.series if s.key == key), None)
 
 
-# -- other load on the machine -----------------------------------------------------------------
+# -- other load on the machine ---------------------------------------------------------------
+#
+# The machine may be shared (test runs, other servers). Every iteration records how much CPU
+# processes other than ours used while it ran, and by default waits for a quiet moment before
+# it starts, so a disturbed figure is visible and less likely. Linux only (/proc); elsewhere
+# there is no figure and no waiting.
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +217,7 @@ class CpuSnapshot:
 
 
 def _busy_ticks() -> int:
-    # cpu  user nice system idle iowait irq softirq steal ...
+    # "cpu  user nice system idle iowait irq softirq steal ..."
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     return user + nice + system + irq + softirq + steal
@@ -221,7 +227,7 @@ def _process_ticks(pid: int) -> int:
     try:
         after_name = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
-        return 0  # gone: counted up to its last snapshot only
+        return 0
     return int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
 
 
@@ -229,26 +235,61 @@ def cpu_snapshot(pids: set[int]) -> CpuSnapshot | None:
     try:
         return CpuSnapshot(time.monotonic(), _busy_ticks(), sum(_process_ticks(p) for p in pids))
     except (OSError, ValueError, IndexError):
-        return None  # not Linux: no figure
+        return None
 
 
-@contextlib.contextmanager
-def watching_other_load(run: Run, series: Sequence[Series]) -> Iterator[None]:
-    """Set `other_cpu_pct` of `series`: the machine's CPU use, less ours, while the block ran.
-
-    The machine may be shared (other test runs, other servers); this says how much the
-    figures could be disturbed by it. 100 % is every core busy.
-    """
-    before = cpu_snapshot(run.own_pids)
-    yield
-    after = cpu_snapshot(run.own_pids)
+def other_cpu_pct(before: CpuSnapshot | None, after: CpuSnapshot | None) -> float | None:
+    """CPU used between two snapshots by processes that are not ours; 100 = every core busy."""
     if before is None or after is None:
-        return
+        return None
     capacity = (after.at - before.at) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
     other = (after.busy_ticks - before.busy_ticks) - (after.own_ticks - before.own_ticks)
-    pct = max(0.0, 100.0 * other / capacity) if capacity > 0 else 0.0
-    for s in series:
-        s.other_cpu_pct = pct
+    return max(0.0, 100.0 * other / capacity) if capacity > 0 else None
+
+
+def settle(run: Run, args: argparse.Namespace) -> None:
+    """Pause between iterations; with --quiet-below, until other processes are (nearly) idle.
+
+    Blocking on purpose: nothing of ours is in flight between two iterations.
+    """
+    window = args.pause_ms / 1000.0
+    deadline = time.monotonic() + args.quiet_wait
+    while True:
+        before = cpu_snapshot(run.own_pids)
+        time.sleep(window)
+        other = other_cpu_pct(before, cpu_snapshot(run.own_pids))
+        if args.quiet_below <= 0 or other is None or other < args.quiet_below:
+            return
+        if time.monotonic() >= deadline:
+            run.noisy_starts += 1
+            return
+
+
+def iterations(run: Run, args: argparse.Namespace, series: Sequence[Series]) -> Iterator[bool]:
+    """Drive one benchmark: yields once per iteration, True when it is measured (not warm-up).
+
+    Between yields: settle before the next iteration, record the other load during the last.
+    """
+    total = args.warmup + args.iterations
+    for index in range(total):
+        settle(run, args)
+        before = cpu_snapshot(run.own_pids)
+        measured = index >= args.warmup
+        yield measured
+        other = other_cpu_pct(before, cpu_snapshot(run.own_pids))
+        if measured and other is not None:
+            for s in series:
+                s.other_cpu.append(other)
+        progress(series[0].label, index, total, args.warmup)
+
+
+def progress(label: str, index: int, total: int, warmup: int) -> None:
+    """One line per benchmark on stderr: rewritten in place on a terminal, else printed at the end."""
+    last = index == total - 1
+    if not (last or sys.stderr.isatty()):
+        return
+    phase = "warm-up" if index < warmup else "measured"
+    print(f"\r  {label:<46} {index + 1:>3}/{total} ({phase})", end="\n" if last else "", file=sys.stderr, flush=True)
 
 
 # -- subprocesses ----------------------------------------------------------------------------
@@ -265,15 +306,14 @@ class ManagedProcess:
 
     def __enter__(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            # The child keeps its own copy of the descriptor; ours is closed at once.
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self._proc = subprocess.Popen(
                 self.argv,
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # Own group: Ctrl-C reaches only us, and we stop the child ourselves.
+                # Its own group: Ctrl-C reaches only us, and we stop it ourselves.
                 start_new_session=True,
             )
         return self
@@ -288,7 +328,7 @@ class ManagedProcess:
         assert self._proc is not None
         return self._proc.pid
 
-    def exited(self) -> int | None:
+    def returncode(self) -> int | None:
         assert self._proc is not None
         return self._proc.poll()
 
@@ -304,9 +344,8 @@ class ManagedProcess:
             proc.wait()
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)  # the group is the child's own (start_new_session)
+            os.killpg(self.pid, sig)  # the child's own group (start_new_session): only what we started
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -323,13 +362,11 @@ def free_port() -> int:
 
 
 def wait_until_up(url: str, process: ManagedProcess | None, timeout_s: float) -> None:
-    """Poll `url` until it answers 200; fail early if the process died."""
+    """Poll `url` until it answers 200; fail at once if the process died."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if process is not None and process.exited() is not None:
-            raise BenchmarkError(
-                f"{process.name} exited with {process.exited()} before answering {url}:\n{process.log_tail()}"
-            )
+        if process is not None and (code := process.returncode()) is not None:
+            raise BenchmarkError(f"{process.name} exited with {code} before answering {url}:\n{process.log_tail()}")
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return
@@ -341,12 +378,22 @@ def wait_until_up(url: str, process: ManagedProcess | None, timeout_s: float) ->
         time.sleep(0.1)
 
 
-def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
-    # Turn SIGTERM/SIGHUP into an exception so every `with ManagedProcess` block stops its child.
-    raise SystemExit(128 + signum)
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP become SystemExit, so every `with ManagedProcess` block stops its child."""
+
+    def raise_exit(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, raise_exit) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-# -- our server over WebSocket -------------------------------------------------------------
+# -- our server over WebSocket ---------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -365,6 +412,25 @@ class StreamOutcome:
         if at is None:
             raise BenchmarkError("no audio frame was received")
         return (at - self.sent_at) * 1000.0
+
+    @property
+    def server_ttfa_ms(self) -> float | None:
+        value = (self.done or {}).get("ttfa_ms")
+        return None if value is None else float(value)
+
+    def check(self) -> None:
+        if self.errors:
+            raise BenchmarkError(f"server sent errors: {self.errors}")
+        if self.close_code != 1000:
+            raise BenchmarkError(f"server closed with {self.close_code}, not 1000")
+        if self.done is None:
+            raise BenchmarkError("no `done` message")
+        if self.first_audio_at is None:
+            raise BenchmarkError("no audio frame")
+        if self.first_audio_at < self.sent_at:
+            raise BenchmarkError("audio arrived before the first sentence was complete")
+        if self.first_segment_text != FIRST_SENTENCE:
+            raise BenchmarkError(f"first segment was {self.first_segment_text!r}, not the first sentence")
 
 
 def stream_url(base_ws: str, provider: str) -> str:
@@ -394,7 +460,11 @@ async def _receive(ws: ClientConnection, outcome: StreamOutcome) -> None:
 async def stream_once(
     url: str, plan: TokenPlan, interval_s: float, timeout_s: float, compression: str | None
 ) -> StreamOutcome:
-    """One fresh connection: wait for `ready`, send the tokens and `end`, read until close."""
+    """One fresh connection: wait for `ready`, send the tokens and `end`, read until the close.
+
+    Reading runs concurrently with sending, as a real client's would: tokens keep coming while
+    the first audio is on its way.
+    """
     outcome = StreamOutcome()
     async with asyncio.timeout(timeout_s):
         async with connect(url, compression=compression, max_size=None, ping_interval=None) as ws:
@@ -414,74 +484,65 @@ async def stream_once(
             finally:
                 receiver.cancel()
                 await asyncio.gather(receiver, return_exceptions=True)
-    _check(outcome)
+    outcome.check()
     return outcome
 
 
-def _check(outcome: StreamOutcome) -> None:
-    if outcome.errors:
-        raise BenchmarkError(f"server sent errors: {outcome.errors}")
-    if outcome.close_code != 1000:
-        raise BenchmarkError(f"server closed with {outcome.close_code}, not 1000")
-    if outcome.done is None:
-        raise BenchmarkError("no `done` message")
-    if outcome.first_audio_at is None:
-        raise BenchmarkError("no audio frame")
-    if outcome.first_audio_at < outcome.sent_at:
-        raise BenchmarkError("audio arrived before the first sentence was complete")
-    if outcome.first_segment_text != FIRST_SENTENCE:
-        raise BenchmarkError(f"first segment was {outcome.first_segment_text!r}, not the first sentence")
+@dataclass(frozen=True, slots=True)
+class WsTarget:
+    base_ws: str
+    compression: str | None
 
 
-async def bench_stream(
-    base_ws: str, provider: str, args: argparse.Namespace, run: Run, compression: str | None
-) -> None:
+async def bench_stream(target: WsTarget, provider: str, args: argparse.Namespace, run: Run) -> None:
     plan = llm_tokens(args.completion)
     ttfa = Series(f"stream.{provider}", f"ours {provider}: streamed tokens -> TTFA")
-    total = iterations_label(args)
-    with watching_other_load(run, [ttfa]):
-        for i in range(total):
-            outcome = await stream_once(
-                stream_url(base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, compression
-            )
-            if i >= args.warmup:
-                ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
-                assert outcome.done is not None
-                if outcome.done.get("ttfa_ms") is not None:
-                    ttfa.server_ttfa.append(float(outcome.done["ttfa_ms"]))
-            progress(ttfa.label, i, total, args.warmup)
-            await asyncio.sleep(args.pause_ms / 1000.0)
+    for measured in iterations(run, args, [ttfa]):
+        outcome = await stream_once(
+            stream_url(target.base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, target.compression
+        )
+        if measured:
+            ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+            if (server_ttfa := outcome.server_ttfa_ms) is not None:
+                ttfa.server_ttfa.append(server_ttfa)
     run.series.append(ttfa)
 
 
-async def bench_paragraph(
-    base_ws: str, provider: str, args: argparse.Namespace, run: Run, compression: str | None
-) -> None:
+async def bench_paragraph(target: WsTarget, provider: str, args: argparse.Namespace, run: Run) -> None:
     plan = TokenPlan((PARAGRAPH,), reference=0)
     first = Series(f"paragraph.{provider}.first_audio", f"ours {provider}: paragraph, 1 msg -> 1st audio")
     last = Series(f"paragraph.{provider}.complete", f"ours {provider}: paragraph, 1 msg -> last audio")
     audio_ms: list[float] = []
-    total = iterations_label(args)
-    with watching_other_load(run, [first, last]):
-        for i in range(total):
-            outcome = await stream_once(stream_url(base_ws, provider), plan, 0.0, args.timeout, compression)
-            if i >= args.warmup:
-                first.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
-                last.samples.append(outcome.ms_after_sent(outcome.last_audio_at))
-                assert outcome.done is not None
-                if outcome.done.get("ttfa_ms") is not None:
-                    first.server_ttfa.append(float(outcome.done["ttfa_ms"]))
-                audio_ms.append(float(outcome.done.get("audio_ms", math.nan)))
-            progress(first.label, i, total, args.warmup)
-            await asyncio.sleep(args.pause_ms / 1000.0)
+    for measured in iterations(run, args, [first, last]):
+        outcome = await stream_once(stream_url(target.base_ws, provider), plan, 0.0, args.timeout, target.compression)
+        if measured:
+            first.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
+            last.samples.append(outcome.ms_after_sent(outcome.last_audio_at))
+            if (server_ttfa := outcome.server_ttfa_ms) is not None:
+                first.server_ttfa.append(server_ttfa)
+            audio_ms.append(float((outcome.done or {}).get("audio_ms", math.nan)))
     run.series += [first, last]
     run.info[f"paragraph.{provider}.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
 
 
-async def _negotiated_extensions(url: str) -> str:
-    async with connect(url, max_size=None, ping_interval=None) as ws:
+async def negotiated_extensions(url: str, compression: str | None) -> str:
+    async with connect(url, compression=compression, max_size=None, ping_interval=None) as ws:
         assert ws.response is not None
-        return ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        return ws.response.headers.get("Sec-WebSocket-Extensions", "") or "none"
+
+
+def server_providers(providers: Sequence[str]) -> list[str]:
+    # piper first: it is the server's default provider.
+    return [p for p in ("piper", "tone") if p in providers]
+
+
+def split_base_url(url: str) -> tuple[str, str]:
+    """`ws://h:p/...` or `http://h:p` -> (`http://h:p`, `ws://h:p`)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        raise SystemExit(f"--url must look like ws://127.0.0.1:8000 or http://127.0.0.1:8000, not {url!r}")
+    secure = parts.scheme in ("https", "wss")
+    return f"{'https' if secure else 'http'}://{parts.netloc}", f"{'wss' if secure else 'ws'}://{parts.netloc}"
 
 
 def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
@@ -489,57 +550,44 @@ def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
     if not wanted:
         return
     with contextlib.ExitStack() as stack:
+        info: dict[str, Any]
         if args.url:
             base_http, base_ws = split_base_url(args.url)
             wait_until_up(f"{base_http}/healthz", None, 10.0)
-            run.info["our_server"] = {"url": args.url, "started_here": False}
+            info = {"url": args.url, "started_here": False}
         else:
             port = free_port()
+            names = server_providers(args.providers)
             argv = [
-                sys.executable, "-m", "stream_server",
-                "--host", "127.0.0.1", "--port", str(port),
-                # One --providers per name: on the command line the option repeats (only the
-                # environment variable takes a comma-separated list).
-                *(arg for p in server_providers(args.providers) for arg in ("--providers", p)),
-                "--provider", server_providers(args.providers)[0],
+                sys.executable, "-m", "stream_server", "--host", "127.0.0.1", "--port", str(port),
+                # The option repeats on the command line; only the environment variable takes
+                # a comma-separated list.
+                *(arg for name in names for arg in ("--providers", name)),
+                "--provider", names[0],
                 *args.server_arg,
             ]  # fmt: skip
             server = stack.enter_context(ManagedProcess("stream_server", argv, RESULTS_DIR / f"ttfa-{stamp}.server.log"))
             run.own_pids.add(server.pid)
-            base_http, base_ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
             print(f"starting our server: {shlex.join(argv)}", file=sys.stderr)
+            base_http, base_ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
             wait_until_up(f"{base_http}/healthz", server, args.startup_timeout)
-            run.info["our_server"] = {"command": shlex.join(argv), "started_here": True, "log": str(server.log_path)}
+            info = {"command": shlex.join(argv), "started_here": True, "log": str(server.log_path)}
+        run.info["our_server"] = info
         health = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
+        info["healthz_before"] = health
         loaded = set(health.get("providers", {}))
-        compression = None if args.no_compression else "deflate"
-        run.info["our_server"]["healthz_before"] = health
-        run.info["our_server"]["ws_compression_offered"] = compression or "none"
+        target = WsTarget(base_ws, None if args.no_compression else "deflate")
         for provider in args.providers:
             if provider not in loaded:
-                run.skipped[f"ours {provider}"] = f"provider not loaded by the server (has {sorted(loaded)})"
+                run.skipped[f"ours {provider}"] = f"not loaded by the server (it has {sorted(loaded)})"
                 continue
-            if "extensions" not in run.info["our_server"]:
-                ext = asyncio.run(_negotiated_extensions(stream_url(base_ws, provider)))
-                run.info["our_server"]["extensions"] = ext if compression else "none (not offered)"
-            for bench, fn in (("stream", bench_stream), ("paragraph", bench_paragraph)):
-                if bench in wanted:
-                    guarded(run, f"{bench}.{provider}", lambda: asyncio.run(fn(base_ws, provider, args, run, compression)))
-        run.info["our_server"]["healthz_after"] = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
-
-
-def server_providers(providers: Sequence[str]) -> list[str]:
-    # piper first: it is the server's default provider, as in the brief's command line.
-    return [p for p in ("piper", "tone") if p in providers]
-
-
-def split_base_url(url: str) -> tuple[str, str]:
-    """`ws://h:p/...` or `http://h:p` -> (`http://h:p`, `ws://h:p`)."""
-    parts = urlsplit(url)
-    secure = parts.scheme in ("https", "wss")
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
-        raise SystemExit(f"--url must look like ws://127.0.0.1:8000 or http://127.0.0.1:8000, not {url!r}")
-    return (f"{'https' if secure else 'http'}://{parts.netloc}", f"{'wss' if secure else 'ws'}://{parts.netloc}")
+            if "ws_extensions" not in info:
+                info["ws_extensions"] = asyncio.run(negotiated_extensions(stream_url(base_ws, provider), target.compression))
+            if "stream" in wanted:
+                guarded(run, f"stream.{provider}", lambda: asyncio.run(bench_stream(target, provider, args, run)))
+            if "paragraph" in wanted:
+                guarded(run, f"paragraph.{provider}", lambda: asyncio.run(bench_paragraph(target, provider, args, run)))
+        info["healthz_after"] = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
 
 
 # -- Piper's HTTP server ---------------------------------------------------------------------
@@ -597,8 +645,8 @@ def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
         run.skipped["piper-http"] = "Flask is not installed: pip install 'piper-tts[http]'"
         return
     port = free_port()
-    # No --data-dir: it only matters to find a voice given by name, to list /voices and to
-    # download; a full path to an existing .onnx is used as it is.
+    # No --data-dir: it is only used to find a voice given by name, to list /voices and to
+    # download voices; a path to an existing .onnx file is loaded as it is.
     argv = [
         sys.executable, "-m", "piper.http_server",
         "-m", str(args.model), "--host", "127.0.0.1", "--port", str(port),
@@ -613,17 +661,13 @@ def run_piper_http(args: argparse.Namespace, run: Run, stamp: str) -> None:
         body_first = Series("piper_http.first_body_byte", "piper http: paragraph POST -> 1st body byte")
         last = Series("piper_http.complete", "piper http: paragraph POST -> complete")
         audio_ms: list[float] = []
-        total = iterations_label(args)
-        with watching_other_load(run, [first, body_first, last]):
-            for i in range(total):
-                times = post_once(base, PARAGRAPH, args.timeout)
-                if i >= args.warmup:
-                    first.samples.append(times.first_byte_ms)
-                    body_first.samples.append(times.first_body_byte_ms)
-                    last.samples.append(times.complete_ms)
-                    audio_ms.append(wav_duration_ms(times.body))
-                progress(first.label, i, total, args.warmup)
-                time.sleep(args.pause_ms / 1000.0)
+        for measured in iterations(run, args, [first, body_first, last]):
+            times = post_once(base, PARAGRAPH, args.timeout)
+            if measured:
+                first.samples.append(times.first_byte_ms)
+                body_first.samples.append(times.first_body_byte_ms)
+                last.samples.append(times.complete_ms)
+                audio_ms.append(wav_duration_ms(times.body))
         run.series += [first, body_first, last]
         run.info["piper_http.audio_ms_median"] = round(Stats.of(audio_ms).median, 1)
 
@@ -656,35 +700,19 @@ def run_raw(args: argparse.Namespace, run: Run) -> None:
     sentence = Series("raw.first_sentence", "raw piper: 1st sentence (in-process)")
     para_first = Series("raw.paragraph.first_chunk", "raw piper: paragraph -> 1st sentence")
     para_all = Series("raw.paragraph.complete", "raw piper: paragraph -> all")
-    total = iterations_label(args)
-    with watching_other_load(run, [sentence, para_first, para_all]):
-        for i in range(total):
-            sentence_ms, _, count = time_synthesis(voice, FIRST_SENTENCE, config)
-            if count != 1:
-                raise BenchmarkError(f"Piper split the first sentence into {count} chunks")
-            first_ms, all_ms, _ = time_synthesis(voice, PARAGRAPH, config)
-            if i >= args.warmup:
-                sentence.samples.append(sentence_ms)
-                para_first.samples.append(first_ms)
-                para_all.samples.append(all_ms)
-            progress(sentence.label, i, total, args.warmup)
+    for measured in iterations(run, args, [sentence, para_first, para_all]):
+        sentence_ms, _, count = time_synthesis(voice, FIRST_SENTENCE, config)
+        if count != 1:
+            raise BenchmarkError(f"Piper split the first sentence into {count} chunks")
+        first_ms, all_ms, _ = time_synthesis(voice, PARAGRAPH, config)
+        if measured:
+            sentence.samples.append(sentence_ms)
+            para_first.samples.append(first_ms)
+            para_all.samples.append(all_ms)
     run.series += [sentence, para_first, para_all]
 
 
 # -- running and reporting -------------------------------------------------------------------
-
-
-def iterations_label(args: argparse.Namespace) -> int:
-    return int(args.warmup + args.iterations)
-
-
-def progress(label: str, index: int, total: int, warmup: int) -> None:
-    """One line per benchmark on stderr: rewritten in place on a terminal, else printed at the end."""
-    last = index == total - 1
-    if not (last or sys.stderr.isatty()):
-        return
-    phase = "warm-up" if index < warmup else "measured"
-    print(f"\r  {label:<44} {index + 1:>3}/{total} ({phase})", end="\n" if last else "", file=sys.stderr, flush=True)
 
 
 def guarded(run: Run, name: str, step: Callable[[], object]) -> None:
@@ -721,22 +749,43 @@ def format_ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
+def derived_figures(run: Run) -> dict[str, float | str]:
+    def median(key: str) -> float | None:
+        s = run.get(key)
+        return Stats.of(s.samples).median if s and s.samples else None
+
+    out: dict[str, float | str] = {}
+    stream_piper, raw_sentence = median("stream.piper"), median("raw.first_sentence")
+    if stream_piper is not None and raw_sentence is not None:
+        out["server overhead: ours piper streamed TTFA - raw 1st sentence"] = stream_piper - raw_sentence
+    para_piper = median("paragraph.piper.first_audio")
+    if para_piper is not None and raw_sentence is not None:
+        out["server overhead: ours piper paragraph 1st audio - raw 1st sentence"] = para_piper - raw_sentence
+    http_first = median("piper_http.first_byte")
+    if http_first is not None and para_piper is not None:
+        out["paragraph: Piper HTTP 1st byte - ours 1st audio"] = http_first - para_piper
+        out["paragraph: Piper HTTP 1st byte / ours 1st audio"] = f"{http_first / para_piper:.1f}x"
+    http_all, raw_all = median("piper_http.complete"), median("raw.paragraph.complete")
+    if http_all is not None and raw_all is not None:
+        out["Piper HTTP overhead: complete - raw paragraph all"] = http_all - raw_all
+    return out
+
+
 def render_table(run: Run, meta: dict[str, Any]) -> str:
+    machine = meta["machine"]
     head = (
-        f"{'benchmark':<46}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}"
+        f"{'benchmark':<48}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}"
         f"{'srv ttfa':>10}{'other%':>8}"
     )
     lines = [
         f"TTFA benchmark, {meta['started']}",
         f"command: {meta['command']}",
-        f"machine: nproc={meta['machine']['nproc']}  cpu={meta['machine']['cpu_model'] or '?'}  "
-        f"python={meta['machine']['python']}  load average at start {meta['loadavg_start']}, "
-        f"at end {meta['loadavg_end']}",
-        f"iterations={meta['iterations']} (after {meta['warmup']} warm-up), token interval "
-        f"{meta['token_interval_ms']} ms, completion={meta['completion']} "
-        f"(TTFA from token {meta['reference_token']!r}), ws compression={meta['ws_compression']}",
-        "all times in ms; 'srv ttfa' = median of the server's own done.ttfa_ms; 'other%' = CPU used by",
-        "other processes on the machine meanwhile (100 = all cores), i.e. how disturbed the row may be",
+        f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model'] or '?'}  python={machine['python']}  "
+        f"load average at start {meta['loadavg_start']}, at end {meta.get('loadavg_end')}",
+        f"{meta['iterations']} iterations after {meta['warmup']} warm-up; tokens every {meta['token_interval_ms']} ms; "
+        f"TTFA from token {meta['reference_token']!r} ({meta['completion']}); ws extensions: {meta['ws_extensions']}",
+        "times in ms. srv ttfa: median of the server's own done.ttfa_ms. other%: mean CPU use of",
+        "other processes during the iterations (100 = all cores busy); high values mean a disturbed row.",
         "",
         head,
         "-" * len(head),
@@ -744,92 +793,23 @@ def render_table(run: Run, meta: dict[str, Any]) -> str:
     for s in run.series:
         st = Stats.of(s.samples)
         srv = format_ms(Stats.of(s.server_ttfa).median) if s.server_ttfa else "-"
-        other = "-" if s.other_cpu_pct is None else f"{s.other_cpu_pct:.0f}"
+        other = f"{sum(s.other_cpu) / len(s.other_cpu):.0f}" if s.other_cpu else "-"
         lines.append(
-            f"{s.label:<46}{st.n:>4}{format_ms(st.median):>9}{format_ms(st.p90):>9}{format_ms(st.p99):>9}"
+            f"{s.label:<48}{st.n:>4}{format_ms(st.median):>9}{format_ms(st.p90):>9}{format_ms(st.p99):>9}"
             f"{format_ms(st.min):>9}{format_ms(st.max):>9}{srv:>10}{other:>8}"
         )
     derived = derived_figures(run)
     if derived:
-        lines += ["", "derived (medians):"]
+        lines += ["", "derived from the medians:"]
         lines += [f"  {k}: {v:.1f} ms" if isinstance(v, float) else f"  {k}: {v}" for k, v in derived.items()]
-    audio = {k: v for k, v in run.info.items() if k.endswith("audio_ms_median")}
+    audio = {k.removesuffix(".audio_ms_median"): v for k, v in run.info.items() if k.endswith(".audio_ms_median")}
     if audio:
-        lines += ["", "audio produced for the paragraph (median ms): " + ", ".join(f"{k.split('.audio')[0]}={v}" for k, v in audio.items())]
-    for name, why in run.skipped.items():
-        lines.append(f"skipped {name}: {why}")
-    for name, why in run.failed.items():
-        lines.append(f"FAILED {name}: {why}")
+        lines += ["", "audio made from the paragraph (median ms): " + ", ".join(f"{k} {v}" for k, v in audio.items())]
+    if run.noisy_starts:
+        lines.append(f"{run.noisy_starts} iteration(s) started before the machine became quiet (--quiet-wait)")
+    lines += [f"skipped {name}: {why}" for name, why in run.skipped.items()]
+    lines += [f"FAILED {name}: {why}" for name, why in run.failed.items()]
     return "\n".join(lines)
-
-
-def derived_figures(run: Run) -> dict[str, float | str]:
-    def median(key: str) -> float | None:
-        s = run.get(key)
-        return Stats.of(s.samples).median if s and s.samples else None
-
-    out: dict[str, float | str] = {}
-    stream_piper, raw = median("stream.piper"), median("raw.first_sentence")
-    if stream_piper is not None and raw is not None:
-        out["server overhead on top of Piper (ours piper TTFA - raw 1st sentence)"] = stream_piper - raw
-    para_piper, raw_para_first = median("paragraph.piper.first_audio"), median("raw.paragraph.first_chunk")
-    if para_piper is not None and raw_para_first is not None:
-        out["paragraph: ours 1st audio - raw paragraph 1st sentence"] = para_piper - raw_para_first
-    http_first = median("piper_http.first_byte")
-    if http_first is not None and para_piper is not None:
-        out["paragraph: Piper HTTP 1st byte - ours 1st audio"] = http_first - para_piper
-        out["paragraph: Piper HTTP 1st byte / ours 1st audio"] = f"{http_first / para_piper:.1f}x"
-    http_all, raw_all = median("piper_http.complete"), median("raw.paragraph.complete")
-    if http_all is not None and raw_all is not None:
-        out["paragraph: Piper HTTP complete - raw paragraph all"] = http_all - raw_all
-    return out
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtest.ttfa",
-        description="Time to first audio of stream_server (WebSocket) vs Piper's own HTTP server.",
-    )
-    parser.add_argument("--iterations", "-n", type=int, default=30, help="measured iterations per benchmark (default 30)")
-    parser.add_argument("--warmup", type=int, default=3, help="unmeasured iterations first (default 3)")
-    parser.add_argument(
-        "--url",
-        help="use this running stream_server (ws://127.0.0.1:8000 or http://...) instead of starting one",
-    )
-    parser.add_argument(
-        "--providers", type=_csv(PROVIDERS), default=list(PROVIDERS), help="our providers to measure (default tone,piper)"
-    )
-    parser.add_argument(
-        "--benchmarks", type=_csv(BENCHMARKS), default=list(BENCHMARKS), help=f"subset of {','.join(BENCHMARKS)} (default all)"
-    )
-    parser.add_argument(
-        "--completion",
-        choices=("joined", "split"),
-        default="joined",
-        help="joined: 'river. ' is one token; split: 'river.' then ' ', TTFA from the ' ' (default joined)",
-    )
-    parser.add_argument(
-        "--token-interval-ms", type=float, default=20.0, help="pause between streamed tokens, like an LLM (default 20)"
-    )
-    parser.add_argument("--pause-ms", type=float, default=100.0, help="pause between iterations (default 100)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="limit for one iteration, s (default 60)")
-    parser.add_argument("--startup-timeout", type=float, default=180.0, help="limit for a server to come up, s")
-    parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the stream_server we start (repeat; e.g. --server-arg=--log-level=warning)",
-    )
-    parser.add_argument("--model", type=Path, default=None, help="Piper .onnx model (default: the embedded joe voice)")
-    parser.add_argument("--output", type=Path, default=None, help="JSON result file (default loadtest/results/ttfa-<time>.json)")
-    args = parser.parse_args(argv)
-    if args.iterations < 1 or args.warmup < 0:
-        parser.error("--iterations must be >= 1 and --warmup >= 0")
-    if args.model is None:
-        args.model = default_model_path()
-    return args
 
 
 def _csv(allowed: Sequence[str]) -> Callable[[str], list[str]]:
@@ -843,21 +823,56 @@ def _csv(allowed: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _raise_system_exit) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.ttfa",
+        description="Time to first audio of stream_server (WebSocket) against Piper's own HTTP server.",
+    )
+    add = parser.add_argument
+    add("--iterations", "-n", type=int, default=30, help="measured iterations per benchmark (default 30)")
+    add("--warmup", type=int, default=3, help="unmeasured iterations before them (default 3)")
+    add("--url", help="use this running stream_server (ws://127.0.0.1:8000 or http://...) instead of starting one")
+    add("--providers", type=_csv(PROVIDERS), default=list(PROVIDERS), help="our providers to measure (default tone,piper)")
+    add("--benchmarks", type=_csv(BENCHMARKS), default=list(BENCHMARKS), help=f"any of {','.join(BENCHMARKS)} (default all)")
+    add(
+        "--completion",
+        choices=("joined", "split"),
+        default="joined",
+        help="joined: 'river. ' is one token; split: 'river.' then ' ', TTFA from the ' ' (default joined)",
+    )
+    add("--token-interval-ms", type=float, default=20.0, help="pause between streamed tokens, like an LLM (default 20)")
+    add("--pause-ms", type=float, default=250.0, help="pause before each iteration; the quiet check's window (default 250)")
+    add(
+        "--quiet-below",
+        type=float,
+        default=15.0,
+        help="before each iteration, wait until other processes use less than this CPU %% (0: don't; default 15)",
+    )
+    add("--quiet-wait", type=float, default=5.0, help="longest such wait per iteration, s (default 5)")
+    add("--timeout", type=float, default=60.0, help="limit for one iteration, s (default 60)")
+    add("--startup-timeout", type=float, default=180.0, help="limit for a server to come up, s (default 180)")
+    add("--no-compression", action="store_true", help="do not offer permessage-deflate on the WebSocket")
+    add(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the stream_server started here (repeat; e.g. --server-arg=--piper-workers=2)",
+    )
+    add("--model", type=Path, default=None, help="Piper .onnx model (default: the embedded joe voice)")
+    add("--output", type=Path, default=None, help="JSON file (default loadtest/results/ttfa-<time>.json)")
+    args = parser.parse_args(argv)
+    if args.iterations < 1 or args.warmup < 0:
+        parser.error("--iterations must be at least 1 and --warmup at least 0")
+    if args.model is None:
+        args.model = default_model_path()
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     now = dt.datetime.now().astimezone()
     stamp = now.strftime("%Y%m%d-%H%M%S")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     output: Path = args.output or RESULTS_DIR / f"ttfa-{stamp}.json"
     plan = llm_tokens(args.completion)
     meta: dict[str, Any] = {
@@ -865,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": shlex.join(sys.orig_argv),
         "cwd": os.getcwd(),
         "machine": machine_info(),
+        "loadavg_start": loadavg(),
         "iterations": args.iterations,
         "warmup": args.warmup,
         "token_interval_ms": args.token_interval_ms,
@@ -873,9 +889,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tokens": list(plan.tokens),
         "first_sentence": FIRST_SENTENCE,
         "paragraph": PARAGRAPH,
-        "ws_compression": "none" if args.no_compression else "deflate offered",
+        "ws_compression_offered": "none" if args.no_compression else "permessage-deflate",
+        "quiet_below_pct": args.quiet_below,
         "model": str(args.model),
-        "loadavg_start": loadavg(),
     }
     run = Run()
     with stop_on_signals():
@@ -884,7 +900,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             guarded(run, "piper-http", lambda: run_piper_http(args, run, stamp))
             guarded(run, "raw", lambda: run_raw(args, run))
         finally:
+            # Written even when interrupted: whatever was measured is kept.
             meta["loadavg_end"] = loadavg()
+            meta["ws_extensions"] = run.info.get("our_server", {}).get("ws_extensions", "-")
+            meta["noisy_starts"] = run.noisy_starts
             result = {
                 "meta": meta,
                 "info": run.info,

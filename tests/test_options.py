@@ -154,10 +154,14 @@ def test_bad_frame_ms(requested: dict[str, Any], fragment: str) -> None:
     assert fragment in error.message
 
 
-def test_bad_server_default_frame_ms_for_the_rate() -> None:
+def test_server_default_frame_ms_falls_back_where_it_does_not_fit() -> None:
     settings = Settings(providers=("tone",), provider="tone", frame_ms=7)
     assert resolve(settings, sample_rate=16000).frame_ms == 7  # 112 samples: fine
-    assert error_of(settings, sample_rate=22050).code == ErrorCode.BAD_FRAME_MS
+    # 7 ms is 154.35 samples at 22050 Hz, and no opus frame size: the format's 20 ms instead.
+    assert resolve(settings, sample_rate=22050).frame_ms == 20
+    assert resolve(settings, format="opus").frame_ms == 20
+    # Asked for explicitly, a frame that does not fit is an error, not a silent change.
+    assert error_of(settings, sample_rate=22050, frame_ms=7).code == ErrorCode.BAD_FRAME_MS
 
 
 # -- query parameters ---------------------------------------------------------------------------

@@ -146,3 +146,15 @@ async def test_text_beyond_the_pending_limit_is_dropped_with_an_error(tone_provi
     texts = [s["text"] for s in transcript.messages("segment")]
     assert texts == [("a " * 40 + "end.").strip()]
     assert ws.close_code == 1000
+
+
+async def test_a_refused_first_config_can_be_corrected(tone_server: RunningServer) -> None:
+    async with connect(tone_server.ws_url) as ws:
+        await receive(ws)
+        await send(ws, type="config", voice="nobody")
+        assert (await receive(ws))["code"] == "unknown_voice"
+        await ws.send("{not json")
+        assert (await receive(ws))["code"] == "bad_message"
+        await send(ws, type="config", voice="low")
+        ready = await receive(ws)
+        assert (ready["type"], ready["voice"]) == ("ready", "low")

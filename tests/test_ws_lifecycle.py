@@ -34,11 +34,11 @@ async def test_a_client_that_never_reads_holds_the_stream_to_the_ring_capacity(t
             session = next(iter(server.state.streams))
             # Socket buffers fill, then the ring; then synthesis has to wait for the client.
             await wait_for(lambda: session.ring.producer_waiting)
-            produced = session.stats.segments
+            produced = session.stats.segments_synthesized
             for _ in range(200):
                 await asyncio.sleep(0)  # give a leaking producer every chance to run on
             assert session.ring.producer_waiting
-            assert session.stats.segments == produced, "synthesis went on while the client read nothing"
+            assert session.stats.segments_synthesized == produced, "synthesis went on while the client read nothing"
             assert session.ring.buffered_ms <= ring_ms
             # What was synthesized fits in the ring plus the kernel's socket buffers: a small
             # part of the 800 s asked for, and the rest is still only text.

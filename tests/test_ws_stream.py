@@ -229,6 +229,10 @@ async def test_cancel_after_end_still_finishes_with_done(tone_server: RunningSer
     kinds = [m["type"] for m in transcript.messages()]
     assert kinds[-2:] == ["cancelled", "done"]
     assert ws.close_code == 1000
+    # `done` counts what the client got, not what was synthesized and then dropped.
+    done = transcript.messages("done")[0]
+    assert done["audio_ms"] == pytest.approx(len(pcm_samples(transcript.frames())) / 24, abs=0.01)
+    assert done["segments"] == len(transcript.messages("segment_end"))
 
 
 async def test_log_lines_are_json_and_never_carry_text_at_info(tone_provider, capfd) -> None:

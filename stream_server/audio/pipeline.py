@@ -1,7 +1,7 @@
 """Provider PCM → resampled → cut into frames of `frame_ms` → encoded payloads.
 
-One `AudioPipeline` per stream: the resampler, the frame FIFO and the encoder keep their state
-across segments, so a stream is one continuous signal and never restarts mid-way.
+One `AudioPipeline` per stream (a barge-in starts a fresh one): the resampler, the frame FIFO and
+the encoder keep their state across segments, so the audio is one continuous signal.
 """
 
 from __future__ import annotations

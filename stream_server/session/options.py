@@ -14,6 +14,8 @@ from ..settings import Settings
 
 # Where a voice's own rate is not an offered pcm rate, pcm falls back to this one.
 FALLBACK_PCM_RATE = 24000
+# 20 ms is valid for every format at every offered rate.
+FALLBACK_FRAME_MS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ def resolve_options(
         )
 
     frame_ms = requested.frame_ms or settings.frame_ms
+    if requested.frame_ms is None and fmt.frame_ms_error(sample_rate, frame_ms):
+        # The server default suits the default format; this format falls back to its own.
+        frame_ms = FALLBACK_FRAME_MS
     problem = fmt.frame_ms_error(sample_rate, frame_ms)
     if problem:
         raise ProtocolError(ErrorCode.BAD_FRAME_MS, problem)

@@ -48,7 +48,7 @@ class _StreamDone:
 
 STREAM_DONE: Final = _StreamDone()
 
-OutItem = bytes | ServerMessage | _StreamDone
+OutItem = EncodedFrame | ServerMessage | _StreamDone
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +68,15 @@ class Segment:
 
 @dataclass(slots=True)
 class StreamStats:
+    """What the client got (`segments`, `audio_ms` count what was sent, not what was dropped)."""
+
     started_at: float = field(default_factory=time.perf_counter)
     first_segment_at: float | None = None
     first_audio_at: float | None = None
     segments: int = 0
     audio_ms: float = 0.0
     text_chars: int = 0
+    segments_synthesized: int = 0
 
     def done_message(self) -> Done:
         ttfa = None
@@ -169,9 +172,14 @@ class StreamSession:
 
     # -- output bookkeeping, called by the transport -----------------------------------------
 
-    def note_audio_sent(self) -> None:
-        if self.stats.first_audio_at is None:
-            self.stats.first_audio_at = time.perf_counter()
+    def note_sent(self, item: OutItem) -> None:
+        """The transport has sent `item` to the client."""
+        if isinstance(item, EncodedFrame):
+            if self.stats.first_audio_at is None:
+                self.stats.first_audio_at = time.perf_counter()
+            self.stats.audio_ms += item.duration_ms
+        elif isinstance(item, SegmentEnd):
+            self.stats.segments += 1
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -189,10 +197,9 @@ class StreamSession:
             log_event(logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=text)
             self._synthesis.add(segment)
 
-    def _segment_finished(self, segment: Segment, audio_ms: float) -> None:
+    def _segment_finished(self, segment: Segment) -> None:
         self._queued_chars = max(0, self._queued_chars - len(segment.text))
-        self.stats.segments += 1
-        self.stats.audio_ms += audio_ms
+        self.stats.segments_synthesized += 1
 
     def _new_synthesis(self) -> _Synthesis:
         options = self.options
@@ -233,7 +240,7 @@ class _Synthesis:
         ring: AudioRing[OutItem],
         lookahead: int,
         encode_executor: Executor,
-        on_segment_finished: Callable[[Segment, float], None],
+        on_segment_finished: Callable[[Segment], None],
         stream_id: str,
     ) -> None:
         self._provider = provider
@@ -319,7 +326,7 @@ class _Synthesis:
         await self._ring.put(SegmentEnd(seq, round(audio_ms, 3)))
         if job.error is not None:
             await self._ring.put(Error(code=ErrorCode.PROVIDER_ERROR, message=job.error, seq=seq))
-        self._on_segment_finished(job.segment, audio_ms)
+        self._on_segment_finished(job.segment)
 
     async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
         # Encoding and resampling are CPU work: off the event loop. One stream's steps run one
@@ -329,7 +336,7 @@ class _Synthesis:
     async def _put_frames(self, frames: list[EncodedFrame]) -> float:
         total = 0.0
         for frame in frames:
-            await self._ring.put(frame.data, frame.duration_ms)
+            await self._ring.put(frame, frame.duration_ms)
             total += frame.duration_ms
         return total
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..audio import EncodedFrame
 from ..buffer import Outbox, OutboxOverflow
 from ..logs import log_event
 from ..protocol import (
@@ -116,8 +117,9 @@ class _Connection:
             try:
                 await self._handle(decode_client_message(text))
             except ProtocolError as exc:
+                # A refused message changes nothing: a bad first config can be corrected.
                 self._reply_error(exc.code, exc.message)
-            finally:
+            else:
                 self._first_message = False
 
     async def _handle(self, message: ClientMessage) -> None:
@@ -190,22 +192,22 @@ class _Connection:
         try:
             while True:
                 item = await self._outbox.get()
-                if isinstance(item, bytes):
-                    await self._ws.send_bytes(item)
-                    assert self._session is not None
-                    self._session.note_audio_sent()
+                if isinstance(item, _Close):
+                    await self._ws.close(item.code, item.reason)
+                    return
+                session = self._session
+                assert session is not None
+                if isinstance(item, EncodedFrame):
+                    await self._ws.send_bytes(item.data)
                 elif item is STREAM_DONE:
-                    assert self._session is not None
-                    done = self._session.stats.done_message()
+                    done = session.stats.done_message()
                     await self._ws.send_text(encode_server_message(done))
                     log_event(logger, "stream.done", stream=self._id, **msgspec.structs.asdict(done))
                     await self._ws.close(CLOSE_NORMAL)
                     return
-                elif isinstance(item, _Close):
-                    await self._ws.close(item.code, item.reason)
-                    return
                 else:
                     await self._ws.send_text(encode_server_message(item))  # type: ignore[arg-type]
+                session.note_sent(item)
         except (WebSocketDisconnect, RuntimeError):
             # The client went away (or the socket closed) while we were sending; the receive
             # loop sees the disconnect and cleans up.

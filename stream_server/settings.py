@@ -31,7 +31,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         tuple[ProviderName, ...],
         Meta(
             min_length=1,
-            description="Providers loaded at start-up (comma-separated in the environment).",
+            description="Providers loaded at start-up (comma-separated, or repeat the option).",
         ),
     ] = ("piper", "tone")
     provider: Annotated[
@@ -76,7 +76,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         Meta(
             description=(
                 "Extra Piper voices: paths to .onnx files (with .onnx.json beside them), "
-                "comma-separated in the environment."
+                "comma-separated, or repeat the option."
             )
         ),
     ] = ()
@@ -158,21 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_list(values: Sequence[str]) -> list[str]:
+    """List settings take comma-separated values, and on the command line repeated options too."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 def _raw_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for field in _fields():
         value = environ.get(env_name(field.name))
-        if value is None:
-            continue
-        if _is_sequence(field):
-            raw[field.name] = [part for part in value.split(",") if part]
-        else:
-            raw[field.name] = value
+        if value is not None:
+            raw[field.name] = _split_list([value]) if _is_sequence(field) else value
     return raw
 
 
 def _raw_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: value for name, value in vars(args).items() if value is not None}
+    raw: dict[str, Any] = {}
+    for field in _fields():
+        value = getattr(args, field.name)
+        if value is not None:
+            raw[field.name] = _split_list(value) if _is_sequence(field) else value
+    return raw
 
 
 def settings_from_raw(raw: Mapping[str, Any]) -> Settings:

@@ -8,6 +8,7 @@ import pytest
 
 from stream_server.audio import FORMATS
 from stream_server.protocol import Config, ErrorCode, ProtocolError
+from stream_server.providers.base import VoiceInfo
 from stream_server.providers.tone import SAMPLE_RATE as TONE_RATE
 from stream_server.providers.tone import ToneProvider
 from stream_server.session.options import StreamOptions, config_from_query, resolve_options
@@ -70,6 +71,21 @@ def test_requested_values_win_over_server_defaults() -> None:
 def test_pcm_default_rate_is_the_voice_rate() -> None:
     assert TONE_RATE == 24000
     assert resolve(format="pcm").sample_rate == TONE_RATE
+
+
+class FixedRateProvider(ToneProvider):
+    """The tone provider's interface with a single voice at another rate."""
+
+    def __init__(self, rate: int) -> None:
+        super().__init__()
+        self._voices = (VoiceInfo(id="v", sample_rate=rate, language="en"),)
+
+
+@pytest.mark.parametrize(("voice_rate", "expected"), [(22050, 22050), (16000, 16000), (11025, 24000)])
+def test_pcm_default_rate_follows_the_voice_or_falls_back(voice_rate: int, expected: int) -> None:
+    providers = {"tone": FixedRateProvider(voice_rate)}
+    options = resolve_options(Config(format="pcm"), SETTINGS, providers)
+    assert options.sample_rate == expected  # 11025 Hz is not offered: the 24000 Hz fallback
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 44100, 48000])

@@ -41,6 +41,17 @@ async def finished(task: asyncio.Task[Any]) -> Any:
     return await asyncio.wait_for(task, HANG)
 
 
+def put_now(ring: AudioRing[Any], item: Any, ms: float = 0.0) -> None:
+    """`ring.put` that must complete without waiting: run it one step, synchronously."""
+    coro = ring.put(item, ms)
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    pytest.fail(f"put({item!r}, {ms}) waited for room")
+
+
 # -- AudioRing ----------------------------------------------------------------------------------
 
 
@@ -59,7 +70,7 @@ def test_slot_count_is_frames_of_capacity_plus_control_slots() -> None:
 async def test_fifo_order_with_get_and_pop() -> None:
     ring: AudioRing[str] = AudioRing(1000, 20)
     for i in range(10):
-        await ring.put(f"f{i}", 20)
+        put_now(ring, f"f{i}", 20)
     assert len(ring) == 10
     assert [await ring.get() for _ in range(5)] == [f"f{i}" for i in range(5)]
     assert [ring.pop() for _ in range(5)] == [f"f{i}" for i in range(5, 10)]
@@ -74,7 +85,7 @@ async def test_fifo_order_across_many_wrap_arounds() -> None:
         if expected and (len(expected) == ring.slots or rng.random() < 0.5):
             assert ring.pop() == expected.popleft()
         else:
-            await ring.put(i, 0)  # control-weight items: only the slot count bounds them
+            put_now(ring, i, 0)  # control-weight items: only the slot count bounds them
             expected.append(i)
         assert len(ring) == len(expected)
     while expected:
@@ -90,9 +101,9 @@ async def test_pop_from_empty_ring_raises() -> None:
 async def test_buffered_ms_accounting() -> None:
     ring: AudioRing[str] = AudioRing(1000, 20)
     assert ring.buffered_ms == 0
-    await ring.put("a", 20)
-    await ring.put("start", 0)
-    await ring.put("b", 12.5)
+    put_now(ring, "a", 20)
+    put_now(ring, "start", 0)
+    put_now(ring, "b", 12.5)
     assert ring.buffered_ms == pytest.approx(32.5)
     assert ring.pop() == "a"
     assert ring.buffered_ms == pytest.approx(12.5)
@@ -105,7 +116,7 @@ async def test_buffered_ms_accounting() -> None:
 async def test_buffered_ms_is_exactly_zero_when_empty_despite_float_drift() -> None:
     ring: AudioRing[int] = AudioRing(1000, 0.1)
     for i in range(10):
-        await ring.put(i, 0.1)
+        put_now(ring, i, 0.1)
     for _ in range(10):
         ring.pop()
     assert ring.buffered_ms == 0.0
@@ -114,7 +125,7 @@ async def test_buffered_ms_is_exactly_zero_when_empty_despite_float_drift() -> N
 async def test_put_waits_at_capacity_and_resumes_after_get() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     for i in range(5):
-        await ring.put(f"f{i}", 20)  # exactly 100 ms: still fits
+        put_now(ring, f"f{i}", 20)  # exactly 100 ms: still fits
     assert ring.buffered_ms == 100
     assert not ring.producer_waiting
 
@@ -133,7 +144,7 @@ async def test_put_waits_at_capacity_and_resumes_after_get() -> None:
 async def test_put_waits_until_enough_room_not_just_any_room() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     for i in range(5):
-        await ring.put(f"f{i}", 20)
+        put_now(ring, f"f{i}", 20)
     task = await blocked(ring.put("big", 50))
     ring.pop()  # 80 ms buffered: 50 more does not fit yet
     await turns()
@@ -150,7 +161,7 @@ async def test_put_waits_until_enough_room_not_just_any_room() -> None:
 async def test_cancelled_put_leaves_ring_unchanged() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     for i in range(5):
-        await ring.put(f"f{i}", 20)
+        put_now(ring, f"f{i}", 20)
     task = await blocked(ring.put("late", 20))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -162,19 +173,21 @@ async def test_cancelled_put_leaves_ring_unchanged() -> None:
 
 async def test_item_larger_than_capacity_goes_into_an_empty_ring() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
-    await asyncio.wait_for(ring.put("huge", 500), HANG)
+    put_now(ring, "huge", 500)
     assert len(ring) == 1
     assert ring.buffered_ms == 500
-    # ... but nothing with weight fits behind it until it is taken.
+    # A control item still fits behind it (it weighs nothing) ...
+    put_now(ring, "segment_end", 0)
+    # ... but nothing with weight fits until the big item is taken.
     task = await blocked(ring.put("next", 1))
     assert ring.pop() == "huge"
     await finished(task)
-    assert ring.pop() == "next"
+    assert [ring.pop(), ring.pop()] == ["segment_end", "next"]
 
 
 async def test_item_larger_than_capacity_waits_for_a_non_empty_ring() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
-    await ring.put("small", 10)
+    put_now(ring, "small", 10)
     task = await blocked(ring.put("huge", 500))
     ring.pop()
     await finished(task)
@@ -184,8 +197,8 @@ async def test_item_larger_than_capacity_waits_for_a_non_empty_ring() -> None:
 async def test_control_items_fit_when_audio_capacity_is_reached() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     for i in range(5):
-        await ring.put(f"f{i}", 20)
-    await asyncio.wait_for(ring.put("segment_end", 0), HANG)
+        put_now(ring, f"f{i}", 20)
+    put_now(ring, "segment_end", 0)
     assert len(ring) == 6
     assert ring.buffered_ms == 100
 
@@ -193,7 +206,7 @@ async def test_control_items_fit_when_audio_capacity_is_reached() -> None:
 async def test_slot_count_bounds_control_items() -> None:
     ring: AudioRing[int] = AudioRing(100, 20)
     for i in range(ring.slots):
-        await ring.put(i, 0)
+        put_now(ring, i, 0)
     assert len(ring) == ring.slots
     assert ring.buffered_ms == 0
 
@@ -208,7 +221,7 @@ async def test_slot_count_bounds_control_items() -> None:
 async def test_full_slots_block_audio_too() -> None:
     ring: AudioRing[int] = AudioRing(100, 20)
     for i in range(ring.slots):
-        await ring.put(i, 0)
+        put_now(ring, i, 0)
     task = await blocked(ring.put(99, 1))  # 1 ms is well within capacity, but no slot is free
     ring.pop()
     await finished(task)
@@ -217,24 +230,24 @@ async def test_full_slots_block_audio_too() -> None:
 async def test_get_waits_for_a_put() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     task = await blocked(ring.get())
-    await ring.put("x", 20)
+    put_now(ring, "x", 20)
     assert await finished(task) == "x"
     assert len(ring) == 0
 
 
 async def test_clear_drops_everything_and_returns_the_count() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
-    await ring.put("start", 0)
-    await ring.put("a", 20)
-    await ring.put("b", 20)
+    put_now(ring, "start", 0)
+    put_now(ring, "a", 20)
+    put_now(ring, "b", 20)
     assert ring.clear() == 3
     assert len(ring) == 0
     assert ring.buffered_ms == 0
     with pytest.raises(IndexError):
         ring.pop()
     # Still usable afterwards, in order.
-    await ring.put("c", 20)
-    await ring.put("d", 20)
+    put_now(ring, "c", 20)
+    put_now(ring, "d", 20)
     assert [ring.pop(), ring.pop()] == ["c", "d"]
 
 
@@ -245,7 +258,7 @@ async def test_clear_of_an_empty_ring_returns_zero() -> None:
 async def test_clear_wakes_a_blocked_producer() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     for i in range(5):
-        await ring.put(f"f{i}", 20)
+        put_now(ring, f"f{i}", 20)
     task = await blocked(ring.put("after", 20))
     assert ring.producer_waiting
     assert ring.clear() == 5
@@ -260,8 +273,8 @@ async def test_on_readable_called_after_each_put() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     seen: list[int] = []
     ring.on_readable = lambda: seen.append(len(ring))
-    await ring.put("a", 20)
-    await ring.put("b", 0)
+    put_now(ring, "a", 20)
+    put_now(ring, "b", 0)
     assert seen == [1, 2]  # called once per put, after the item is in
 
 
@@ -272,8 +285,8 @@ async def test_outbox_control_lane_before_ring_items() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
     outbox: Outbox[str] = Outbox()
     outbox.attach(ring)
-    await ring.put("audio0", 20)
-    await ring.put("audio1", 20)
+    put_now(ring, "audio0", 20)
+    put_now(ring, "audio1", 20)
     outbox.send_control("ready")
     outbox.send_control("error")
     got = [await asyncio.wait_for(outbox.get(), HANG) for _ in range(4)]
@@ -285,7 +298,7 @@ async def test_outbox_control_sent_later_overtakes_queued_audio() -> None:
     outbox: Outbox[str] = Outbox()
     outbox.attach(ring)
     for i in range(3):
-        await ring.put(f"audio{i}", 20)
+        put_now(ring, f"audio{i}", 20)
     assert await asyncio.wait_for(outbox.get(), HANG) == "audio0"
     outbox.send_control("cancelled")
     assert await asyncio.wait_for(outbox.get(), HANG) == "cancelled"
@@ -315,13 +328,13 @@ async def test_outbox_get_waits_for_ring_put() -> None:
     outbox: Outbox[str] = Outbox()
     outbox.attach(ring)
     task = await blocked(outbox.get())
-    await ring.put("audio", 20)
+    put_now(ring, "audio", 20)
     assert await finished(task) == "audio"
 
 
 async def test_outbox_attach_to_a_non_empty_ring_is_readable() -> None:
     ring: AudioRing[str] = AudioRing(100, 20)
-    await ring.put("early", 20)
+    put_now(ring, "early", 20)
     outbox: Outbox[str] = Outbox()
     outbox.attach(ring)
     assert outbox.readable.is_set()
@@ -333,7 +346,7 @@ async def test_outbox_get_from_ring_unblocks_the_producer() -> None:
     outbox: Outbox[str] = Outbox()
     outbox.attach(ring)
     for i in range(5):
-        await ring.put(f"f{i}", 20)
+        put_now(ring, f"f{i}", 20)
     task = await blocked(ring.put("f5", 20))
     assert await asyncio.wait_for(outbox.get(), HANG) == "f0"
     await finished(task)

@@ -103,6 +103,10 @@ def test_piper_voices_command_line_replaces_environment_list() -> None:
         (["--providers", "tone"], {}, "--provider", "STREAM_SERVER_PROVIDER"),
         (["--providers", "tone", "--provider", "piper"], {}, "--provider", "STREAM_SERVER_PROVIDER"),
         (["--frame-ms", "4"], {}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
+        (["--format", "wav"], {}, "--format", "STREAM_SERVER_FORMAT"),
+        (["--sample-rate", "12345"], {}, "--sample-rate", "STREAM_SERVER_SAMPLE_RATE"),
+        (["--format", "opus", "--frame-ms", "25"], {}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
+        ([], {"STREAM_SERVER_SAMPLE_RATE": "22050", "STREAM_SERVER_FRAME_MS": "7"}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
     ],
 )
 def test_bad_value_names_option_and_variable(
@@ -123,6 +127,12 @@ def test_bad_value_message_says_what_is_wrong() -> None:
         load("--log-level", "loud")
     with pytest.raises(SettingsError, match="not loaded"):
         load("--providers", "tone")
+
+
+def test_consistent_format_defaults_are_accepted() -> None:
+    settings = load("--format", "opus", "--frame-ms", "60")
+    assert (settings.format, settings.frame_ms) == ("opus", 60)
+    assert load("--sample-rate", "16000", "--frame-ms", "7").frame_ms == 7  # 112 samples
 
 
 def test_default_provider_error_mentions_loaded_providers() -> None:
@@ -166,3 +176,9 @@ def test_bad_value_exits_2_naming_the_option_without_traceback() -> None:
     assert "STREAM_SERVER_PORT" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_list_settings_split_on_commas_on_the_command_line_too() -> None:
+    settings = load_settings(["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"], {})
+    assert settings.providers == ("tone", "piper")
+    assert settings.piper_voices == ("a.onnx", "b.onnx", "c.onnx")

@@ -11,8 +11,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from .protocol import Config
 from .providers import Provider, build_providers
-from .session import resolve_options
 from .server_state import ServerState
+from .session import resolve_options
 from .settings import Settings
 from .transports.health import healthz
 from .transports.websocket import stream_endpoint

@@ -85,7 +85,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     ] = 1
     piper_intra_op_threads: Annotated[
         int,
-        Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: runtime default)."),
+        Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: one per core)."),
     ] = 0
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
 

@@ -133,16 +133,15 @@ async def test_oversized_message_gets_an_error_then_close_1009(tone_provider) ->
 
 async def test_text_beyond_the_pending_limit_is_dropped_with_an_error(tone_provider) -> None:
     settings = tone_settings(max_pending_chars=100, ring_ms=100)
-    async with run_server(settings, {"tone": tone_provider}) as server:
-        async with connect(server.ws_url) as ws:
-            await receive(ws)
-            await send(ws, type="text", text="a " * 40)  # 80 chars, no sentence end yet
-            await send(ws, type="text", text="b " * 20)  # 40 more: over 100
-            error = await receive(ws)
-            assert error["code"] == "pending_text_limit"
-            await send(ws, type="text", text="end.")
-            await send(ws, type="end")
-            transcript = await receive_all(ws)
+    async with run_server(settings, {"tone": tone_provider}) as server, connect(server.ws_url) as ws:
+        await receive(ws)
+        await send(ws, type="text", text="a " * 40)  # 80 chars, no sentence end yet
+        await send(ws, type="text", text="b " * 20)  # 40 more: over 100
+        error = await receive(ws)
+        assert error["code"] == "pending_text_limit"
+        await send(ws, type="text", text="end.")
+        await send(ws, type="end")
+        transcript = await receive_all(ws)
     texts = [s["text"] for s in transcript.messages("segment")]
     assert texts == [("a " * 40 + "end.").strip()]
     assert ws.close_code == 1000

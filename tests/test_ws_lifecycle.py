@@ -58,12 +58,11 @@ async def test_a_client_that_never_reads_holds_the_stream_to_the_ring_capacity(t
 async def test_slow_reader_receives_everything_in_order(tone_provider) -> None:
     settings = tone_settings(ring_ms=200)
     text = " ".join(f"Item {i} is here." for i in range(40))
-    async with run_server(settings, {"tone": tone_provider}) as server:
-        async with connect(server.ws_url, max_queue=1) as ws:
-            await receive(ws)
-            await send(ws, type="text", text=text)
-            await send(ws, type="end")
-            transcript = await receive_all(ws)
+    async with run_server(settings, {"tone": tone_provider}) as server, connect(server.ws_url, max_queue=1) as ws:
+        await receive(ws)
+        await send(ws, type="text", text=text)
+        await send(ws, type="end")
+        transcript = await receive_all(ws)
     assert [s["text"] for s in transcript.messages("segment")] == split_sentences(text)
 
 

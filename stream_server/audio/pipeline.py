@@ -70,10 +70,10 @@ class AudioPipeline:
         frames = self._drain_full_frames()
         remainder = self._fifo.read()
         real = remainder.samples if remainder is not None else 0
-        if real and not self._format.pad_last_frame:
+        if remainder is not None and real and not self._format.pad_last_frame:
             return frames + self._encode(remainder)
         padding = 0
-        if real:
+        if remainder is not None and real:
             padded = np.zeros((1, self._frame_samples), dtype=np.int16)
             padded[0, :real] = remainder.to_ndarray()[0]
             frames += self._encode(self._s16_frame(padded))

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
-
-from .ring import AudioRing
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 CONTROL_LANE = 32
+
+
+class RingSource(Protocol[T_co]):
+    """The reading side of an `AudioRing`."""
+
+    on_readable: Callable[[], None] | None
+
+    def __len__(self) -> int: ...
+
+    def pop(self) -> T_co: ...
 
 
 class OutboxOverflow(Exception):
@@ -26,9 +36,9 @@ class Outbox(Generic[T]):
     def __init__(self) -> None:
         self.readable = asyncio.Event()
         self._control: deque[T] = deque()
-        self._ring: AudioRing[T] | None = None
+        self._ring: RingSource[T] | None = None
 
-    def attach(self, ring: AudioRing[T]) -> None:
+    def attach(self, ring: RingSource[T]) -> None:
         """Read from `ring` from now on (a stream's ring; replaced only before any audio)."""
         self._ring = ring
         ring.on_readable = self.readable.set

@@ -16,7 +16,7 @@ SampleRate = Annotated[int, Meta(gt=0)]
 FrameMs = Annotated[int, Meta(gt=0)]
 
 
-class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
     pass
 
 
@@ -52,7 +52,7 @@ class End(_ClientMessage, tag="end"):
 ClientMessage = Config | Text | Flush | Cancel | End
 
 
-class _ServerMessage(msgspec.Struct, tag_field="type", omit_defaults=True, frozen=True):
+class _ServerMessage(msgspec.Struct, tag_field="type", omit_defaults=True):
     pass
 
 

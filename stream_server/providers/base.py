@@ -6,7 +6,7 @@ A provider turns one segment of text into an async iterator of PCM chunks. Every
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,8 +48,11 @@ class Provider(Protocol):
     @property
     def voices(self) -> Sequence[VoiceInfo]: ...
 
-    def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
-        """Audio for `text`, chunk by chunk, as soon as each chunk exists."""
+    def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
+        """Audio for `text`, chunk by chunk, as soon as each chunk exists.
+
+        An async generator, so that a cancelled stream can close it (and free what it holds) at once.
+        """
         ...
 
     async def aclose(self) -> None: ...

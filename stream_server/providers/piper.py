@@ -11,9 +11,9 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 import threading
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,11 +95,11 @@ class PiperProvider:
     def voices(self) -> Sequence[VoiceInfo]:
         return tuple(v.info for v in self._voices.values())
 
-    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         loaded = self._voices[options.voice]
         length_scale = loaded.voice.config.length_scale / options.speed
         config = SynthesisConfig(length_scale=length_scale)
-        sentences = loaded.voice.synthesize(text, syn_config=config)
+        sentences = iter(loaded.voice.synthesize(text, syn_config=config))
         rate = loaded.info.sample_rate
         while True:
             chunk = await self._next_sentence(sentences)

@@ -7,7 +7,7 @@ the text (`expected_duration_ms`) and no model time hides the server's own overh
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class ToneProvider:
     def voices(self) -> Sequence[VoiceInfo]:
         return self._voices
 
-    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         base = _PITCH_BASE[options.voice]
         for word in text.split():
             yield PcmChunk(_beep(word, base, options.speed), SAMPLE_RATE)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..audio import AudioPipeline, EncodedFrame
-from ..buffer import AudioRing, Outbox
+from ..buffer import AudioRing
 from ..logs import log_event
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage
 from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
@@ -97,7 +97,6 @@ class StreamSession:
         options: StreamOptions,
         provider: Provider,
         limits: StreamLimits,
-        outbox: Outbox[OutItem],
         encode_executor: Executor,
         stream_id: str = "",
     ) -> None:
@@ -105,7 +104,6 @@ class StreamSession:
         self.stream_id = stream_id
         self.stats = StreamStats()
         self.ring: AudioRing[OutItem] = AudioRing(limits.ring_ms, options.frame_ms)
-        outbox.attach(self.ring)
         self._provider = provider
         self._limits = limits
         self._encode_executor = encode_executor
@@ -194,7 +192,9 @@ class StreamSession:
             segment = Segment(self._next_seq, text)
             self._next_seq += 1
             self._queued_chars += len(text)
-            log_event(logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=text)
+            log_event(
+                logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=text
+            )
             self._synthesis.add(segment)
 
     def _segment_finished(self, segment: Segment) -> None:
@@ -291,7 +291,14 @@ class _Synthesis:
                     await job.chunks.put(chunk)
         except ProviderError as exc:
             job.error = str(exc)
-            log_event(logger, "stream.provider_error", level=logging.WARNING, stream=self._stream_id, seq=job.segment.seq, error=job.error)
+            log_event(
+                logger,
+                "stream.provider_error",
+                level=logging.WARNING,
+                stream=self._stream_id,
+                seq=job.segment.seq,
+                error=job.error,
+            )
         except Exception:
             job.error = "synthesis failed"
             logger.exception("stream.synthesis_crashed", extra={"fields": {"stream": self._stream_id}})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Abbreviations", "ENGLISH", "abbreviations_for"]
+__all__ = ["ENGLISH", "Abbreviations", "abbreviations_for"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,8 @@ class _Connection:
     def _open_session(self, options: StreamOptions) -> None:
         state = self._state
         provider = state.providers[options.provider]
-        session = StreamSession(options, provider, state.limits, self._outbox, state.encode_executor, self._id)
+        session = StreamSession(options, provider, state.limits, state.encode_executor, self._id)
+        self._outbox.attach(session.ring)
         self._session = session
         state.streams.add(session)
         self._outbox.send_control(

@@ -17,7 +17,7 @@ loadtest/README.md for how to read them):
 
 Every subprocess started here is stopped on exit, on error, on Ctrl-C and on SIGTERM/SIGHUP.
 
-    cd /work/main && python -m loadtest.ttfa --iterations 30
+    python -m loadtest.ttfa --iterations 30   # from the repository root
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .providers import Provider
+from .audio.pipeline import EncoderSettings
+from .audio.seams import SeamSettings
 from .session import StreamLimits, StreamSession
+from .session.stream import Pauses
 from .settings import Settings
 
 
@@ -29,7 +32,15 @@ class ServerState:
             lookahead_segments=s.lookahead_segments,
             max_segment_chars=s.max_segment_chars,
             max_pending_chars=s.max_pending_chars,
-            opus_bitrate=s.opus_bitrate,
+            encoder=EncoderSettings(opus_bitrate=s.opus_bitrate, opus_complexity=s.opus_complexity),
+            seams=SeamSettings(
+                fade_ms=s.fade_ms,
+                max_leading_silence_ms=s.max_leading_silence_ms,
+                max_trailing_silence_ms=s.max_trailing_silence_ms,
+            ),
+            pauses=Pauses(
+                sentence_ms=s.sentence_pause_ms, paragraph_ms=s.paragraph_pause_ms, clause_ms=s.clause_pause_ms
+            ),
         )
 
     async def aclose(self) -> None:

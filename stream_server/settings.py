@@ -40,7 +40,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     voice: Annotated[
         str | None, Meta(description="Default voice id (default: the provider's first voice).")
     ] = None
-    format: Annotated[FormatName, Meta(description="Default output format: pcm or opus.")] = "pcm"
+    format: Annotated[
+        FormatName,
+        Meta(description="Default output format: pcm, f32, mulaw, alaw, opus, ogg_opus, webm_opus, mp3, aac, flac, wav."),
+    ] = "pcm"
     sample_rate: Annotated[
         int | None,
         Meta(description="Default pcm sample rate in Hz (default: the voice's own rate)."),
@@ -69,8 +72,29 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         Meta(ge=100, description="Text a stream may hold that is not yet synthesized, in chars."),
     ] = 100_000
     opus_bitrate: Annotated[
-        int, Meta(ge=6000, le=510_000, description="Opus bitrate in bit/s.")
+        int, Meta(ge=6000, le=510_000, description="Opus bitrate in bit/s (opus, ogg_opus, webm_opus).")
     ] = 32000
+    opus_complexity: Annotated[
+        int, Meta(ge=0, le=10, description="Opus encoder complexity, 0 (fastest) to 10 (best).")
+    ] = 10
+    sentence_pause_ms: Annotated[
+        int, Meta(ge=0, le=5000, description="Silence after a sentence.")
+    ] = 200
+    paragraph_pause_ms: Annotated[
+        int, Meta(ge=0, le=5000, description="Silence after a paragraph (a blank line in the text).")
+    ] = 450
+    clause_pause_ms: Annotated[
+        int, Meta(ge=0, le=5000, description="Silence after a piece cut at a comma or a flush.")
+    ] = 80
+    max_leading_silence_ms: Annotated[
+        int, Meta(ge=0, le=5000, description="A provider's silence kept before a segment's first sound.")
+    ] = 30
+    max_trailing_silence_ms: Annotated[
+        int, Meta(ge=0, le=5000, description="A provider's silence kept after a segment's last sound.")
+    ] = 50
+    fade_ms: Annotated[
+        float, Meta(ge=0.5, le=50, description="Fade at a segment's first and last sound (no clicks).")
+    ] = 5.0
     piper_voices: Annotated[
         tuple[str, ...],
         Meta(

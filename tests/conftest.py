@@ -83,7 +83,16 @@ ServerFactory = Callable[..., Awaitable[RunningServer]]
 
 
 def tone_settings(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"port": 0, "providers": ("tone",), "provider": "tone", "log_level": "warning"}
+    base: dict[str, Any] = {
+        "port": 0,
+        "providers": ("tone",),
+        "provider": "tone",
+        "log_level": "warning",
+        # No pauses between segments, so durations are exactly the tone's (tests of pauses set them).
+        "sentence_pause_ms": 0,
+        "paragraph_pause_ms": 0,
+        "clause_pause_ms": 0,
+    }
     base.update(overrides)
     return msgspec.convert(base, Settings)
 

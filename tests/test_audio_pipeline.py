@@ -15,7 +15,7 @@ import pytest
 
 from stream_server.audio import FORMATS, AudioPipeline, EncodedFrame, get_format
 from stream_server.audio.formats import MAX_FRAME_MS, MIN_FRAME_MS, OPUS_FRAME_MS, PCM_RATES
-from stream_server.audio.pipeline import resampler_flush_samples
+from stream_server.audio.pipeline import EncoderSettings, resampler_flush_samples
 from stream_server.providers.base import PcmChunk
 
 INPUT_RATES = (22050, 24000)
@@ -58,7 +58,7 @@ def pcm_samples(frames: list[EncodedFrame]) -> np.ndarray:
 
 
 def pipeline(fmt: str, rate: int, frame_ms: int) -> AudioPipeline:
-    return AudioPipeline(FORMATS[fmt], rate, frame_ms, BITRATE)
+    return AudioPipeline(FORMATS[fmt], rate, frame_ms, EncoderSettings(opus_bitrate=BITRATE))
 
 
 def valid_pcm_combos() -> list[tuple[int, int, int]]:
@@ -146,7 +146,10 @@ def test_pcm_same_rate_keeps_the_samples() -> None:
     got = pcm_samples(pushed + last).astype(np.int32)
     expected = np.round(signal * 32767).astype(np.int32)
     assert len(got) >= len(expected)
-    assert np.abs(got[: len(expected)] - expected).max() <= 1
+    # The sine starts and stops mid-swing: the first and last 5 ms are faded, the rest is as it was.
+    fade = 24000 * 5 // 1000
+    assert np.abs(got[fade : len(expected) - fade] - expected[fade:-fade]).max() <= 1
+    assert np.abs(got[:fade]).max() < np.abs(expected[:fade]).max()
     assert not got[len(expected) :].any()  # only silence after the segment's samples
 
 
@@ -250,7 +253,8 @@ def test_opus_segment_is_complete_whatever_its_length() -> None:
 def test_formats_registry() -> None:
     assert get_format("pcm") is FORMATS["pcm"]
     assert get_format("opus") is FORMATS["opus"]
-    assert get_format("wav") is None
+    assert get_format("wav") is FORMATS["wav"]
+    assert get_format("wave") is None
     assert FORMATS["opus"].sample_rates == (48000,)
     assert FORMATS["opus"].pad_last_frame and not FORMATS["pcm"].pad_last_frame
 

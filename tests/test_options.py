@@ -136,9 +136,9 @@ def test_unknown_server_default_voice_is_unknown_voice() -> None:
 
 
 def test_unsupported_format() -> None:
-    error = error_of(format="wav")
+    error = error_of(format="wave")
     assert error.code == ErrorCode.UNSUPPORTED_FORMAT
-    assert "'wav'" in error.message
+    assert "'wave'" in error.message
 
 
 @pytest.mark.parametrize("rate", [12345, 11025, 96000])

@@ -103,7 +103,7 @@ def test_piper_voices_command_line_replaces_environment_list() -> None:
         (["--providers", "tone"], {}, "--provider", "STREAM_SERVER_PROVIDER"),
         (["--providers", "tone", "--provider", "piper"], {}, "--provider", "STREAM_SERVER_PROVIDER"),
         (["--frame-ms", "4"], {}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
-        (["--format", "wav"], {}, "--format", "STREAM_SERVER_FORMAT"),
+        (["--format", "wave"], {}, "--format", "STREAM_SERVER_FORMAT"),
         (["--sample-rate", "12345"], {}, "--sample-rate", "STREAM_SERVER_SAMPLE_RATE"),
         (["--format", "opus", "--frame-ms", "25"], {}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
         ([], {"STREAM_SERVER_SAMPLE_RATE": "22050", "STREAM_SERVER_FRAME_MS": "7"}, "--frame-ms", "STREAM_SERVER_FRAME_MS"),
@@ -144,7 +144,7 @@ def test_default_provider_error_mentions_loaded_providers() -> None:
 
 def test_unknown_default_format_is_rejected_at_start_up() -> None:
     with pytest.raises(SettingsError, match="--format"):
-        load("--format", "wav")
+        load("--format", "wave")
 
 
 # -- the command itself -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Provider PCM → resampled → cut into frames of `frame_ms` → encoded payloads.
+"""Provider PCM → seams shaped → resampled → cut into codec frames → encoded chunks.
 
 One `AudioPipeline` per stream (a barge-in starts a fresh one): the resampler, the frame FIFO and
 the encoder keep their state across segments, so the audio is one continuous signal.
@@ -13,14 +13,23 @@ import av
 import numpy as np
 
 from ..providers.base import PcmChunk
-from .encoders import FrameEncoder, OpusEncoder, PcmEncoder
+from .encoders import Chunk, make_encoder, silence
 from .formats import OutputFormat
+from .seams import SeamSettings, SegmentShaper
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedFrame:
+    """Bytes to send, and the audio they carry (0 ms for a container header)."""
+
     data: bytes
     duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    opus_bitrate: int = 32000
+    opus_complexity: int = 10
 
 
 # Silence pushed through the resampler at a segment's end, in output samples: twice the filter
@@ -35,55 +44,89 @@ def resampler_flush_samples(input_rate: int, output_rate: int) -> int:
     return math.ceil(RESAMPLER_FLUSH_SAMPLES * max(1.0, input_rate / output_rate))
 
 
+# A codec with a long delay (MP3) needs a few frames of silence to hand a segment's end over.
+MAX_DRAIN_FRAMES = 16
+
+
 class AudioPipeline:
-    def __init__(self, fmt: OutputFormat, sample_rate: int, frame_ms: int, opus_bitrate: int) -> None:
+    def __init__(
+        self,
+        fmt: OutputFormat,
+        sample_rate: int,
+        frame_ms: int,
+        encoder: EncoderSettings | None = None,
+        seams: SeamSettings | None = None,
+    ) -> None:
+        encoder = encoder or EncoderSettings()
         self._format = fmt
         self._rate = sample_rate
-        self._frame_samples = sample_rate * frame_ms // 1000
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        self._encoder = make_encoder(
+            fmt,
+            sample_rate,
+            sample_rate * frame_ms // 1000,
+            bitrate=encoder.opus_bitrate,
+            complexity=encoder.opus_complexity,
+        )
+        self._frame_samples = self._encoder.frame_samples
+        self._sample_format = self._encoder.sample_format
+        self._resampler = av.AudioResampler(format=self._sample_format, layout="mono", rate=sample_rate)
         self._fifo = av.AudioFifo()
-        self._encoder: FrameEncoder
-        if fmt.codec == "libopus":
-            self._encoder = OpusEncoder(sample_rate, frame_ms, opus_bitrate)
-        else:
-            self._encoder = PcmEncoder()
-        self._segment_input_rate: int | None = None
+        self._seams = seams or SeamSettings()
+        self._shaper: SegmentShaper | None = None
+        self._fed = 0
 
     def push(self, chunk: PcmChunk) -> list[EncodedFrame]:
         """Frames completed by this chunk; a remainder waits for more audio or `end_segment`."""
-        self._resample(chunk.samples, chunk.sample_rate)
-        self._segment_input_rate = chunk.sample_rate
+        if self._shaper is None or self._shaper.rate != chunk.sample_rate:
+            self._shaper = SegmentShaper(self._seams, chunk.sample_rate)
+        self._resample(self._shaper.push(chunk.samples), chunk.sample_rate)
         return self._drain_full_frames()
 
-    def end_segment(self) -> list[EncodedFrame]:
-        """The rest of the segment: its last frame is shortened, or padded where the codec needs it.
+    def end_segment(self, pause_ms: float = 0.0) -> list[EncodedFrame]:
+        """The rest of the segment, then `pause_ms` of silence: all of it out of every delay line.
 
-        Resampler and codec keep their state (the stream stays one continuous signal), but the
-        segment's own samples are all pushed out of their delay lines with a little silence,
-        so nothing of this segment waits for the next one, or is left behind at the end.
+        The last frame is shortened, or padded where the codec takes only whole frames.
+        Resampler and codec keep their state, but the segment's own samples are pushed out of
+        their delays with silence, so nothing of this segment waits for the next one, or is
+        left behind at the end of the stream.
         """
-        if self._segment_input_rate is None:
+        if self._shaper is None:
             return []  # nothing was pushed since the last segment end
-        flush = resampler_flush_samples(self._segment_input_rate, self._rate)
-        self._resample(np.zeros(flush, dtype=np.float32), self._segment_input_rate)
-        self._segment_input_rate = None
+        rate = self._shaper.rate
+        self._resample(self._shaper.end(), rate)
+        self._shaper = None
+        # Where this segment's sound ends in the encoder's input (the resampler may still hold
+        # its last few samples: they come out with the silence below).
+        sound_end = self._fed + self._fifo.samples + RESAMPLER_FLUSH_SAMPLES
+        pause = max(round(rate * pause_ms / 1000), resampler_flush_samples(rate, self._rate))
+        self._resample(np.zeros(pause, dtype=np.float32), rate)
         frames = self._drain_full_frames()
         remainder = self._fifo.read()
-        real = remainder.samples if remainder is not None else 0
-        if remainder is not None and real and not self._format.pad_last_frame:
-            return frames + self._encode(remainder)
-        padding = 0
-        if remainder is not None and real:
-            padded = np.zeros((1, self._frame_samples), dtype=np.int16)
-            padded[0, :real] = remainder.to_ndarray()[0]
-            frames += self._encode(self._s16_frame(padded))
-            padding = self._frame_samples - real
-        if padding < self._encoder.lookahead_samples:
-            # The codec still holds real samples in its lookahead: one frame of silence frees them.
-            frames += self._encode(self._s16_frame(np.zeros((1, self._frame_samples), dtype=np.int16)))
+        if remainder is not None and remainder.samples:
+            if self._format.pad_last_frame:
+                padded = silence(self._sample_format, self._frame_samples)
+                padded[0, : remainder.samples] = remainder.to_ndarray()[0]
+                remainder = self._frame(padded)
+            frames += self._encode(remainder)
+        for _ in range(MAX_DRAIN_FRAMES):
+            if self._encoder.emitted_samples() >= sound_end:
+                break
+            # The codec still holds some of this segment's sound: silence pushes it out.
+            frames += self._encode(self._frame(silence(self._sample_format, self._frame_samples)))
         return frames
 
+    def finish(self) -> list[EncodedFrame]:
+        """End of stream: a container's trailer (e.g. Ogg's end-of-stream page), if it has one.
+
+        Bare codecs have nothing left to say: every segment end already drained them.
+        """
+        if self._format.container is None:
+            return []
+        return self._chunks(self._encoder.close())
+
     def _resample(self, samples: np.ndarray, rate: int) -> None:
+        if not len(samples):
+            return
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
         )
@@ -99,11 +142,14 @@ class AudioPipeline:
             out += self._encode(frame)
         return out
 
-    def _s16_frame(self, samples: np.ndarray) -> av.AudioFrame:
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    def _frame(self, samples: np.ndarray) -> av.AudioFrame:
+        frame = av.AudioFrame.from_ndarray(samples, format=self._sample_format, layout="mono")
         frame.sample_rate = self._rate
         return frame
 
     def _encode(self, frame: av.AudioFrame) -> list[EncodedFrame]:
-        duration_ms = 1000.0 * frame.samples / self._rate
-        return [EncodedFrame(payload, duration_ms) for payload in self._encoder.encode(frame)]
+        self._fed += frame.samples
+        return self._chunks(self._encoder.encode(frame))
+
+    def _chunks(self, chunks: list[Chunk]) -> list[EncodedFrame]:
+        return [EncodedFrame(data, 1000.0 * samples / self._rate) for data, samples in chunks]

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..audio import AudioPipeline, EncodedFrame
+from ..audio.pipeline import EncoderSettings
+from ..audio.seams import SeamSettings
 from ..buffer import AudioRing
 from ..logs import log_event
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage
@@ -52,18 +54,41 @@ OutItem = EncodedFrame | ServerMessage | _StreamDone
 
 
 @dataclass(frozen=True, slots=True)
+class Pauses:
+    """Silence after a segment, by how it ended."""
+
+    sentence_ms: float = 200.0
+    paragraph_ms: float = 450.0
+    clause_ms: float = 80.0
+
+    def after(self, segment: Segment) -> float:
+        if segment.paragraph_end:
+            return self.paragraph_ms
+        text = segment.text.rstrip(_CLOSERS)
+        return self.sentence_ms if text.endswith(_SENTENCE_ENDS) else self.clause_ms
+
+
+# A segment ending in one of these (before closing quotes and brackets) is a whole sentence.
+_SENTENCE_ENDS = tuple(".!?…。！？।॥")
+_CLOSERS = "\"'”’)]」』）】》»"
+
+
+@dataclass(frozen=True, slots=True)
 class StreamLimits:
     ring_ms: int
     lookahead_segments: int
     max_segment_chars: int
     max_pending_chars: int
-    opus_bitrate: int
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    seams: SeamSettings = field(default_factory=SeamSettings)
+    pauses: Pauses = field(default_factory=Pauses)
 
 
 @dataclass(slots=True)
 class Segment:
     seq: int
     text: str
+    paragraph_end: bool = False
 
 
 @dataclass(slots=True)
@@ -206,7 +231,10 @@ class StreamSession:
         return _Synthesis(
             provider=self._provider,
             voice=VoiceOptions(voice=options.voice, speed=options.speed),
-            audio=AudioPipeline(options.format, options.sample_rate, options.frame_ms, self._limits.opus_bitrate),
+            audio=AudioPipeline(
+                options.format, options.sample_rate, options.frame_ms, self._limits.encoder, self._limits.seams
+            ),
+            pauses=self._limits.pauses,
             ring=self.ring,
             lookahead=self._limits.lookahead_segments,
             encode_executor=self._encode_executor,
@@ -237,6 +265,7 @@ class _Synthesis:
         provider: Provider,
         voice: VoiceOptions,
         audio: AudioPipeline,
+        pauses: Pauses,
         ring: AudioRing[OutItem],
         lookahead: int,
         encode_executor: Executor,
@@ -246,6 +275,7 @@ class _Synthesis:
         self._provider = provider
         self._voice = voice
         self._audio = audio
+        self._pauses = pauses
         self._ring = ring
         self._encode_executor = encode_executor
         self._on_segment_finished = on_segment_finished
@@ -308,6 +338,7 @@ class _Synthesis:
         while True:
             job = await self._jobs.get()
             if isinstance(job, _End):
+                await self._put_frames(await self._encode(self._audio.finish))
                 await self._ring.put(STREAM_DONE)
                 return
             try:
@@ -326,7 +357,7 @@ class _Synthesis:
                     await self._ring.put(SegmentStart(seq, job.segment.text))
                     started = True
                 audio_ms += await self._put_frames(frames)
-        frames = await self._encode(self._audio.end_segment)
+        frames = await self._encode(self._audio.end_segment, self._pauses.after(job.segment))
         if not started:
             await self._ring.put(SegmentStart(seq, job.segment.text))
         audio_ms += await self._put_frames(frames)

@@ -14,6 +14,7 @@ from .providers import Provider, build_providers
 from .server_state import ServerState
 from .session import resolve_options
 from .settings import Settings
+from .transports.catalog import list_formats, list_voices
 from .transports.health import healthz
 from .transports.websocket import stream_endpoint
 
@@ -51,6 +52,8 @@ def create_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/formats", list_formats, methods=["GET"]),
+            Route("/v1/voices", list_voices, methods=["GET"]),
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
         ],
         lifespan=lifespan,

@@ -76,7 +76,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     ] = 32000
     opus_complexity: Annotated[
         int, Meta(ge=0, le=10, description="Opus encoder complexity, 0 (fastest) to 10 (best).")
-    ] = 10
+    ] = 5
     sentence_pause_ms: Annotated[
         int, Meta(ge=0, le=5000, description="Silence after a sentence.")
     ] = 200

@@ -17,9 +17,12 @@ from .formats import OutputFormat
 
 # The formats' sample types, as numpy dtypes, for making frames of silence.
 _DTYPES = {"s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64, "u8": np.uint8}
-# Sample formats in order of preference when a codec takes several: float keeps the most of the
-# provider's float32 output; then the widest integer.
-_PREFERRED_FORMATS = ("flt", "fltp", "s32", "s32p", "s16", "s16p")
+# Sample formats in order of preference when a codec takes several: 16 bits is all a lossy codec
+# keeps, and libopus runs a third faster on it than on float.
+_PREFERRED_FORMATS = ("s16", "s16p", "flt", "fltp", "s32", "s32p")
+# Codecs that code each sample on its own, in a fixed number of bytes: any run of whole frames
+# can be encoded in one call and cut into frames afterwards.
+_SAMPLE_WISE = {"pcm_s16le": 2, "pcm_f32le": 4, "pcm_mulaw": 1, "pcm_alaw": 1}
 
 
 Chunk = tuple[bytes, int]
@@ -31,6 +34,8 @@ class Encoder(Protocol):
     """PyAV sample format the frames must have."""
     frame_samples: int
     """Samples per frame (the codec's own frame size where it has one)."""
+    bytes_per_sample: int | None
+    """For a bare sample-wise codec (raw PCM, μ-law, A-law): its bytes per sample; else None."""
 
     def encode(self, frame: av.AudioFrame) -> list[Chunk]:
         """What is complete and ready to send after this frame (possibly nothing yet)."""
@@ -87,6 +92,7 @@ class CodecEncoder:
         context.open()
         self._context = context
         self.frame_samples = context.frame_size or frame_samples
+        self.bytes_per_sample = _SAMPLE_WISE.get(fmt.codec)
         self._pts = 0
         self._emitted = 0
 
@@ -153,6 +159,7 @@ class ContainerEncoder:
         # Opening the codec now fixes its frame size (and writes nothing yet).
         context.open()
         self.frame_samples = context.frame_size or frame_samples
+        self.bytes_per_sample = None
         self._pts = 0
         self._muxed_ends: list[int] = []
         self._reported = 0

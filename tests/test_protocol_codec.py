@@ -127,13 +127,21 @@ def encoded(message: object) -> dict[str, object]:
 
 def test_ready() -> None:
     message = Ready(
-        provider="tone", voice="beep", format="pcm", sample_rate=24000, channels=1, frame_ms=20, speed=1.0
+        provider="tone",
+        voice="beep",
+        format="pcm",
+        mime="audio/L16",
+        sample_rate=24000,
+        channels=1,
+        frame_ms=20,
+        speed=1.0,
     )
     assert encoded(message) == {
         "type": "ready",
         "provider": "tone",
         "voice": "beep",
         "format": "pcm",
+        "mime": "audio/L16",
         "sample_rate": 24000,
         "channels": 1,
         "frame_ms": 20,

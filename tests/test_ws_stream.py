@@ -49,6 +49,7 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "provider": "tone",
         "voice": "low",
         "format": "pcm",
+        "mime": "audio/L16",
         "sample_rate": 16000,
         "channels": 1,
         "frame_ms": 40,

@@ -62,6 +62,8 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     provider: str
     voice: str
     format: str
+    mime: str
+    """The media type of the audio, for a player (e.g. MediaSource needs it for webm_opus)."""
     sample_rate: int
     channels: int
     frame_ms: int

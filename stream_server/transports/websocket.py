@@ -166,6 +166,7 @@ class _Connection:
                 provider=options.provider,
                 voice=options.voice,
                 format=options.format.name,
+                mime=options.format.mime,
                 sample_rate=options.sample_rate,
                 channels=options.channels,
                 frame_ms=options.frame_ms,

@@ -30,7 +30,6 @@ class ServerState:
         return StreamLimits(
             ring_ms=s.ring_ms,
             lookahead_segments=s.lookahead_segments,
-            max_segment_chars=s.max_segment_chars,
             max_pending_chars=s.max_pending_chars,
             encoder=EncoderSettings(opus_bitrate=s.opus_bitrate, opus_complexity=s.opus_complexity),
             seams=SeamSettings(

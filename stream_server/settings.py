@@ -51,6 +51,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     frame_ms: Annotated[
         int, Meta(ge=5, le=200, description="Default duration of one binary audio frame, in ms.")
     ] = 20
+    language: Annotated[
+        str | None,
+        Meta(description="Default language of the text, for segmentation (default: the voice's language)."),
+    ] = None
+    eager_first_segment: Annotated[
+        int,
+        Meta(ge=0, le=100, description="Cut the first segment at a comma after this many words (0: off)."),
+    ] = 0
+    boundary_timeout_ms: Annotated[
+        int,
+        Meta(ge=0, le=60_000, description="Silence in the text stream after which a possible sentence end is one."),
+    ] = 150
     ring_ms: Annotated[
         int,
         Meta(ge=100, le=60_000, description="Per-stream buffer of encoded audio, in ms of audio."),

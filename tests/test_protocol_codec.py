@@ -135,6 +135,10 @@ def test_ready() -> None:
         channels=1,
         frame_ms=20,
         speed=1.0,
+        language="en",
+        eager_first_segment=0,
+        boundary_timeout_ms=150,
+        max_segment_chars=300,
     )
     assert encoded(message) == {
         "type": "ready",
@@ -146,6 +150,10 @@ def test_ready() -> None:
         "channels": 1,
         "frame_ms": 20,
         "speed": 1.0,
+        "language": "en",
+        "eager_first_segment": 0,
+        "boundary_timeout_ms": 150,
+        "max_segment_chars": 300,
     }
 
 

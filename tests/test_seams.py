@@ -23,6 +23,8 @@ class ShapedProvider:
     """A provider whose audio starts and stops mid-swing, wrapped in chosen lengths of silence."""
 
     name = "shaped"
+    max_chars = None
+    max_bytes = None
 
     def __init__(self, lead_ms: int = 0, sound_ms: int = 300, trail_ms: int = 0) -> None:
         self.lead, self.sound, self.trail = (RATE * ms // 1000 for ms in (lead_ms, sound_ms, trail_ms))

@@ -54,6 +54,10 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "channels": 1,
         "frame_ms": 40,
         "speed": 1.5,
+        "language": "en",
+        "eager_first_segment": 0,
+        "boundary_timeout_ms": 150,
+        "max_segment_chars": 300,
     }
 
 

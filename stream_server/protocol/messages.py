@@ -14,6 +14,9 @@ from msgspec import Meta
 Speed = Annotated[float, Meta(ge=0.25, le=4.0)]
 SampleRate = Annotated[int, Meta(gt=0)]
 FrameMs = Annotated[int, Meta(gt=0)]
+Language = Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+EagerWords = Annotated[int, Meta(ge=0, le=100)]
+TimeoutMs = Annotated[int, Meta(ge=0, le=60_000)]
 
 
 class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
@@ -29,6 +32,12 @@ class Config(_ClientMessage, tag="config", kw_only=True):
     sample_rate: SampleRate | None = None
     frame_ms: FrameMs | None = None
     speed: Speed | None = None
+    language: Language | None = None
+    """Language of the text, for sentence segmentation (e.g. "de", "pt-BR"); default: the voice's."""
+    eager_first_segment: EagerWords | None = None
+    """Cut the first segment at the first comma after this many words (0: off), for faster first audio."""
+    boundary_timeout_ms: TimeoutMs | None = None
+    """After this long without new text, a possible sentence end is taken as one (0: never)."""
 
 
 class Text(_ClientMessage, tag="text"):
@@ -68,6 +77,11 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     channels: int
     frame_ms: int
     speed: float
+    language: str
+    eager_first_segment: int
+    boundary_timeout_ms: int
+    max_segment_chars: int
+    max_segment_bytes: int | None = None
 
 
 class SegmentStart(_ServerMessage, tag="segment"):

@@ -44,6 +44,10 @@ class ProviderError(Exception):
 
 class Provider(Protocol):
     name: str
+    max_chars: int | None
+    """The longest text one request may carry, in characters (None: no limit of its own)."""
+    max_bytes: int | None
+    """The same in UTF-8 bytes (Gemini counts bytes)."""
 
     @property
     def voices(self) -> Sequence[VoiceInfo]: ...

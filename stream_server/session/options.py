@@ -26,6 +26,11 @@ class StreamOptions:
     sample_rate: int
     frame_ms: int
     speed: float
+    language: str = "en"
+    eager_first_segment: int = 0
+    boundary_timeout_ms: int = 150
+    max_segment_chars: int = 300
+    max_segment_bytes: int | None = None
     channels: int = 1
 
 
@@ -92,7 +97,17 @@ def resolve_options(
         sample_rate=sample_rate,
         frame_ms=frame_ms,
         speed=speed,
+        language=requested.language or settings.language or voice.language,
+        eager_first_segment=_first_given(requested.eager_first_segment, settings.eager_first_segment),
+        boundary_timeout_ms=_first_given(requested.boundary_timeout_ms, settings.boundary_timeout_ms),
+        # A provider's own request limit caps the server's segment length.
+        max_segment_chars=min(settings.max_segment_chars, provider.max_chars or settings.max_segment_chars),
+        max_segment_bytes=provider.max_bytes,
     )
+
+
+def _first_given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _default_rate(fmt: OutputFormat, voice_rate: int) -> int:

@@ -78,7 +78,6 @@ _CLOSERS = "\"'”’)]」』）】》»"
 class StreamLimits:
     ring_ms: int
     lookahead_segments: int
-    max_segment_chars: int
     max_pending_chars: int
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
@@ -133,7 +132,13 @@ class StreamSession:
         self._provider = provider
         self._limits = limits
         self._encode_executor = encode_executor
-        self._segmenter = SentenceSegmenter(max_chars=limits.max_segment_chars)
+        self._segmenter = SentenceSegmenter(
+            max_chars=options.max_segment_chars,
+            max_bytes=options.max_segment_bytes,
+            language=options.language,
+            eager_first_segment=options.eager_first_segment or None,
+        )
+        self._boundary_timer: asyncio.TimerHandle | None = None
         self._next_seq = 0
         self._queued_chars = 0
         self._ended = False
@@ -160,13 +165,27 @@ class StreamSession:
             )
         self.stats.text_chars += len(text)
         self._enqueue(self._segmenter.push(text))
+        self._arm_boundary_timer()
 
     def flush(self) -> None:
         self._require_open()
         self._enqueue(self._segmenter.flush())
+        self._disarm_boundary_timer()
+
+    def flush_pending_boundary(self) -> None:
+        """Take a possible sentence end that waits for more text as a real one.
+
+        Called when the text stream has paused for `boundary_timeout_ms`: "...at 10 a.m." may
+        go on ("a.m. tomorrow") or not, and an LLM that stopped there should be heard now.
+        Text without a possible sentence end is left alone.
+        """
+        self._boundary_timer = None
+        if not self._ended and self._segmenter.pending_boundary:
+            self._enqueue(self._segmenter.flush())
 
     def end(self) -> None:
         self._require_open()
+        self._disarm_boundary_timer()
         self._enqueue(self._segmenter.flush())
         self._ended = True
         self._synthesis.end()
@@ -177,6 +196,7 @@ class StreamSession:
         When this returns, nothing produced before the cancel is left anywhere it could be sent
         from. After `end`, the stream still finishes with `done`.
         """
+        self._disarm_boundary_timer()
         await self._synthesis.abort()
         dropped = self.ring.clear()
         self._segmenter.reset()
@@ -189,6 +209,7 @@ class StreamSession:
 
     async def aclose(self) -> None:
         """The client went away: stop synthesis now and release every buffer."""
+        self._disarm_boundary_timer()
         await self._synthesis.abort()
         self.ring.clear()
         self._segmenter.reset()
@@ -206,6 +227,18 @@ class StreamSession:
             self.stats.segments += 1
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _arm_boundary_timer(self) -> None:
+        self._disarm_boundary_timer()
+        timeout = self.options.boundary_timeout_ms
+        if timeout and self._segmenter.pending_boundary:
+            loop = asyncio.get_running_loop()
+            self._boundary_timer = loop.call_later(timeout / 1000, self.flush_pending_boundary)
+
+    def _disarm_boundary_timer(self) -> None:
+        if self._boundary_timer is not None:
+            self._boundary_timer.cancel()
+            self._boundary_timer = None
 
     def _require_open(self) -> None:
         if self._ended:

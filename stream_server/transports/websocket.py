@@ -171,6 +171,11 @@ class _Connection:
                 channels=options.channels,
                 frame_ms=options.frame_ms,
                 speed=options.speed,
+                language=options.language,
+                eager_first_segment=options.eager_first_segment,
+                boundary_timeout_ms=options.boundary_timeout_ms,
+                max_segment_chars=options.max_segment_chars,
+                max_segment_bytes=options.max_segment_bytes,
             )
         )
         log_event(

@@ -63,6 +63,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         int,
         Meta(ge=0, le=60_000, description="Silence in the text stream after which a possible sentence end is one."),
     ] = 150
+    max_lead_ms: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=600_000,
+            description="Send audio at most this far ahead of real time, so barge-in is quick (0: unpaced).",
+        ),
+    ] = 1500
     ring_ms: Annotated[
         int,
         Meta(ge=100, le=60_000, description="Per-stream buffer of encoded audio, in ms of audio."),

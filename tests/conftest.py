@@ -92,6 +92,8 @@ def tone_settings(**overrides: Any) -> Settings:
         "sentence_pause_ms": 0,
         "paragraph_pause_ms": 0,
         "clause_pause_ms": 0,
+        # Unpaced: tests read whole streams at once (tests of pacing set a lead).
+        "max_lead_ms": 0,
     }
     base.update(overrides)
     return msgspec.convert(base, Settings)

@@ -139,6 +139,7 @@ def test_ready() -> None:
         eager_first_segment=0,
         boundary_timeout_ms=150,
         max_segment_chars=300,
+        max_lead_ms=1500,
     )
     assert encoded(message) == {
         "type": "ready",
@@ -154,6 +155,7 @@ def test_ready() -> None:
         "eager_first_segment": 0,
         "boundary_timeout_ms": 150,
         "max_segment_chars": 300,
+        "max_lead_ms": 1500,
     }
 
 

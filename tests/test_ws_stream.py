@@ -58,6 +58,7 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "eager_first_segment": 0,
         "boundary_timeout_ms": 150,
         "max_segment_chars": 300,
+        "max_lead_ms": 0,
     }
 
 

@@ -8,7 +8,7 @@ state for the whole stream, so segments join into one continuous signal.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Protocol
+from typing import Protocol, cast
 
 import av
 import numpy as np
@@ -63,7 +63,7 @@ def silence(sample_format: str, samples: int) -> np.ndarray:
     return np.zeros((1, samples), dtype=dtype)
 
 
-def _configure(context: av.CodecContext, fmt: OutputFormat, rate: int, frame_samples: int, bitrate: int,
+def _configure(context: av.AudioCodecContext, fmt: OutputFormat, rate: int, frame_samples: int, bitrate: int,
                complexity: int) -> None:
     context.sample_rate = rate
     context.layout = "mono"
@@ -84,9 +84,13 @@ def _configure(context: av.CodecContext, fmt: OutputFormat, rate: int, frame_sam
 class CodecEncoder:
     """A bare codec: every packet is sent as it is (raw samples, Opus packets, MP3 frames)."""
 
+    sample_format: str
+    frame_samples: int
+    bytes_per_sample: int | None
+
     def __init__(self, fmt: OutputFormat, rate: int, frame_samples: int, *, bitrate: int, complexity: int) -> None:
         codec = av.Codec(fmt.codec, "w")
-        context = av.CodecContext.create(codec)
+        context = cast(av.AudioCodecContext, av.CodecContext.create(codec))
         context.format = self.sample_format = _pick_sample_format(codec, fmt.codec)
         _configure(context, fmt, rate, frame_samples, bitrate, complexity)
         context.open()
@@ -146,11 +150,15 @@ class ContainerEncoder:
     client that stops reading between two returned chunks still holds a valid stream.
     """
 
+    sample_format: str
+    frame_samples: int
+    bytes_per_sample: int | None
+
     def __init__(self, fmt: OutputFormat, rate: int, frame_samples: int, *, bitrate: int, complexity: int) -> None:
         assert fmt.container is not None
         self._pipe = _Pipe()
         self._output = av.open(self._pipe, mode="w", format=fmt.container, options=dict(fmt.muxer_options))
-        self._stream = self._output.add_stream(fmt.codec, rate=rate, layout="mono")
+        self._stream = cast(av.AudioStream, self._output.add_stream(fmt.codec, rate=rate, layout="mono"))
         context = self._stream.codec_context
         context.format = self.sample_format = _pick_sample_format(context.codec, fmt.codec)
         _configure(context, fmt, rate, frame_samples, bitrate, complexity)

@@ -147,13 +147,16 @@ class AudioPipeline:
             # One encode for the whole run of frames, cut into frames after: the per-call cost
             # is most of the work for raw samples.
             block = self._fifo.read(frames * self._frame_samples)
+            assert block is not None  # the FIFO held that much
             data = b"".join(chunk for chunk, _ in self._encoder.encode(block))
             self._fed += block.samples
             step = self._frame_samples * width
             return [EncodedFrame(data[i : i + step], self._frame_ms) for i in range(0, len(data), step)]
         out: list[EncodedFrame] = []
         for _ in range(frames):
-            out += self._encode(self._fifo.read(self._frame_samples))
+            frame = self._fifo.read(self._frame_samples)
+            assert frame is not None  # the FIFO held that much
+            out += self._encode(frame)
         return out
 
     def _frame(self, samples: np.ndarray) -> av.AudioFrame:

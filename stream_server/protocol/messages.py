@@ -38,6 +38,8 @@ class Config(_ClientMessage, tag="config", kw_only=True):
     """Cut the first segment at the first comma after this many words (0: off), for faster first audio."""
     boundary_timeout_ms: TimeoutMs | None = None
     """After this long without new text, a possible sentence end is taken as one (0: never)."""
+    max_lead_ms: TimeoutMs | None = None
+    """Send audio at most this far ahead of real time (0: as fast as it is made)."""
 
 
 class Text(_ClientMessage, tag="text"):
@@ -81,6 +83,7 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     eager_first_segment: int
     boundary_timeout_ms: int
     max_segment_chars: int
+    max_lead_ms: int
     max_segment_bytes: int | None = None
 
 

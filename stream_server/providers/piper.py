@@ -67,8 +67,8 @@ def load_voice(model_path: Path, intra_op_threads: int) -> _LoadedVoice:
 class PiperProvider:
     name = "piper"
     # Piper takes any length; segments stay short (max_segment_chars) for latency's sake.
-    max_chars = None
-    max_bytes = None
+    max_chars: int | None = None
+    max_bytes: int | None = None
 
     def __init__(
         self,

@@ -52,8 +52,8 @@ def _beep(word: str, base: float, speed: float) -> np.ndarray:
 
 class ToneProvider:
     name = "tone"
-    max_chars = None
-    max_bytes = None
+    max_chars: int | None = None
+    max_bytes: int | None = None
 
     def __init__(self) -> None:
         self._voices = tuple(VoiceInfo(id=v, sample_rate=SAMPLE_RATE, language="en") for v in _PITCH_BASE)

@@ -31,6 +31,7 @@ class StreamOptions:
     boundary_timeout_ms: int = 150
     max_segment_chars: int = 300
     max_segment_bytes: int | None = None
+    max_lead_ms: int = 1500
     channels: int = 1
 
 
@@ -103,6 +104,7 @@ def resolve_options(
         # A provider's own request limit caps the server's segment length.
         max_segment_chars=min(settings.max_segment_chars, provider.max_chars or settings.max_segment_chars),
         max_segment_bytes=provider.max_bytes,
+        max_lead_ms=_first_given(requested.max_lead_ms, settings.max_lead_ms),
     )
 
 

@@ -22,6 +22,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Final
 
+import numpy as np
+
 from ..audio import AudioPipeline, EncodedFrame
 from ..audio.pipeline import EncoderSettings
 from ..audio.seams import SeamSettings
@@ -290,6 +292,9 @@ class _Job:
     chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=lambda: asyncio.Queue(JOB_QUEUE_CHUNKS))
     error: str | None = None
     task: asyncio.Task[None] | None = None
+    started: bool = False
+    """Its `segment` message is in the ring."""
+    audio_ms: float = 0.0
 
 
 class _Synthesis:
@@ -352,52 +357,66 @@ class _Synthesis:
             # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
             async with aclosing(self._provider.synthesize(job.segment.text, self._voice)) as chunks:
                 async for chunk in chunks:
-                    await job.chunks.put(chunk)
+                    await job.chunks.put(_checked(chunk))
         except ProviderError as exc:
+            # Provider errors are written to be shown to the client: no text, no secrets.
             job.error = str(exc)
             log_event(
-                logger,
-                "stream.provider_error",
-                level=logging.WARNING,
-                stream=self._stream_id,
-                seq=job.segment.seq,
-                error=job.error,
+                logger, "stream.provider_error", level=logging.WARNING, stream=self._stream_id,
+                seq=job.segment.seq, error=job.error,
             )
-        except Exception:
-            job.error = "synthesis failed"
-            logger.exception("stream.synthesis_crashed", extra={"fields": {"stream": self._stream_id}})
+        except Exception as exc:
+            # A bug, not a provider's answer: the client gets a generic message; details (which
+            # may quote the text) only at DEBUG.
+            job.error = f"{self._provider.name} failed on this segment"
+            log_event(
+                logger, "stream.synthesis_crashed", level=logging.ERROR, stream=self._stream_id,
+                seq=job.segment.seq, error=type(exc).__name__,
+            )
+            logger.debug("stream.synthesis_crashed", exc_info=True, extra={"fields": {"stream": self._stream_id}})
         await job.chunks.put(_END)
 
     async def _emit(self) -> None:
         while True:
             job = await self._jobs.get()
             if isinstance(job, _End):
-                await self._put_frames(await self._encode(self._audio.finish))
+                # A container's trailer: after the last segment, before `done`.
+                await self._put_frames(None, await self._encode(self._audio.finish))
                 await self._ring.put(STREAM_DONE)
                 return
             try:
                 await self._emit_job(job)
+            except Exception as exc:
+                # Never leave a stream hanging on a bug: close the segment, say so, go on.
+                log_event(
+                    logger, "stream.emit_failed", level=logging.ERROR, stream=self._stream_id,
+                    seq=job.segment.seq, error=type(exc).__name__,
+                )
+                logger.debug("stream.emit_failed", exc_info=True, extra={"fields": {"stream": self._stream_id}})
+                if job.task is not None:
+                    job.task.cancel()
+                await self._close_segment(job, ErrorCode.INTERNAL_ERROR, "the server failed on this segment")
             finally:
                 self._slots.release()
 
     async def _emit_job(self, job: _Job) -> None:
-        seq = job.segment.seq
-        started = False
-        audio_ms = 0.0
         while not isinstance(chunk := await job.chunks.get(), _End):
             for piece in _slices(chunk):
-                frames = await self._encode(self._audio.push, piece)
-                if frames and not started:
-                    await self._ring.put(SegmentStart(seq, job.segment.text))
-                    started = True
-                audio_ms += await self._put_frames(frames)
+                await self._put_frames(job, await self._encode(self._audio.push, piece))
         frames = await self._encode(self._audio.end_segment, self._pauses.after(job.segment))
-        if not started:
+        await self._put_frames(job, frames)
+        if job.error is None:
+            await self._close_segment(job)
+        else:
+            await self._close_segment(job, ErrorCode.PROVIDER_ERROR, job.error)
+
+    async def _close_segment(self, job: _Job, code: ErrorCode | None = None, message: str = "") -> None:
+        seq = job.segment.seq
+        if not job.started:
             await self._ring.put(SegmentStart(seq, job.segment.text))
-        audio_ms += await self._put_frames(frames)
-        await self._ring.put(SegmentEnd(seq, round(audio_ms, 3)))
-        if job.error is not None:
-            await self._ring.put(Error(code=ErrorCode.PROVIDER_ERROR, message=job.error, seq=seq))
+        await self._ring.put(SegmentEnd(seq, round(job.audio_ms, 3)))
+        if code is not None:
+            await self._ring.put(Error(code=code, message=message, seq=seq))
         self._on_segment_finished(job.segment)
 
     async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
@@ -405,12 +424,25 @@ class _Synthesis:
         # after another, so the pipeline's state is never touched by two threads at once.
         return await asyncio.get_running_loop().run_in_executor(self._encode_executor, step, *args)
 
-    async def _put_frames(self, frames: list[EncodedFrame]) -> float:
-        total = 0.0
+    async def _put_frames(self, job: _Job | None, frames: list[EncodedFrame]) -> None:
+        """Into the ring, a job's frames after its `segment` message (which goes first)."""
         for frame in frames:
+            if job is not None and not job.started:
+                await self._ring.put(SegmentStart(job.segment.seq, job.segment.text))
+                job.started = True
             await self._ring.put(frame, frame.duration_ms)
-            total += frame.duration_ms
-        return total
+            if job is not None:
+                job.audio_ms += frame.duration_ms
+
+
+def _checked(chunk: PcmChunk) -> PcmChunk:
+    """A provider's chunk as the pipeline needs it: mono float32 samples, a positive rate."""
+    samples = chunk.samples
+    if samples.ndim != 1 or chunk.sample_rate <= 0:
+        raise ProviderError(f"provider sent unusable audio (shape {samples.shape}, rate {chunk.sample_rate})")
+    if samples.dtype != np.float32:
+        return PcmChunk(samples.astype(np.float32), chunk.sample_rate)
+    return chunk
 
 
 def _slices(chunk: PcmChunk) -> list[PcmChunk]:

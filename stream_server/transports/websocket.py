@@ -17,7 +17,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..audio import EncodedFrame
-from ..buffer import Outbox, OutboxOverflow
+from ..buffer import Outbox, OutboxOverflow, Pacer
 from ..logs import log_event
 from ..protocol import (
     Cancel,
@@ -70,6 +70,7 @@ class _Connection:
         self._outbox: Outbox[OutItem | _Close] = Outbox()
         self._query = Config()
         self._session: StreamSession | None = None
+        self._pacer = Pacer(0)
         self._first_message = True
         self._closing = False
 
@@ -132,6 +133,7 @@ class _Connection:
                 session.flush()
             case Cancel():
                 await session.cancel()
+                self._pacer.reset()
                 self._outbox.send_control(Cancelled())
             case End():
                 session.end()
@@ -160,6 +162,7 @@ class _Connection:
         session = StreamSession(options, provider, state.limits, state.encode_executor, self._id)
         self._outbox.attach(session.ring)
         self._session = session
+        self._pacer = Pacer(options.max_lead_ms)
         state.streams.add(session)
         self._outbox.send_control(
             Ready(
@@ -176,6 +179,7 @@ class _Connection:
                 boundary_timeout_ms=options.boundary_timeout_ms,
                 max_segment_chars=options.max_segment_chars,
                 max_segment_bytes=options.max_segment_bytes,
+                max_lead_ms=options.max_lead_ms,
             )
         )
         log_event(
@@ -205,7 +209,10 @@ class _Connection:
                 session = self._session
                 assert session is not None
                 if isinstance(item, EncodedFrame):
+                    if delay := self._pacer.delay():
+                        await asyncio.sleep(delay)  # pacing to real time, not a race fix
                     await self._ws.send_bytes(item.data)
+                    self._pacer.sent(item.duration_ms)
                 elif item is STREAM_DONE:
                     done = session.stats.done_message()
                     await self._ws.send_text(encode_server_message(done))
@@ -215,7 +222,7 @@ class _Connection:
                 else:
                     await self._ws.send_text(encode_server_message(item))  # type: ignore[arg-type]
                 session.note_sent(item)
-        except (WebSocketDisconnect, RuntimeError):
-            # The client went away (or the socket closed) while we were sending; the receive
-            # loop sees the disconnect and cleans up.
+        except WebSocketDisconnect:
+            # The client went away while we were sending; the receive loop sees the
+            # disconnect and cleans up.
             return

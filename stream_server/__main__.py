@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         providers = build_providers(settings)
         check_stream_defaults(settings, providers)
-    except (ProtocolError, FileNotFoundError) as exc:
+    except (ProtocolError, OSError, ValueError) as exc:
         print(f"stream_server: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a model file that is not a model, a voice config that is not JSON...
+        print(f"stream_server: could not load the providers: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     uvicorn.Server(uvicorn_config(settings, providers, owns_providers=True)).run()
     return 0

@@ -47,7 +47,7 @@ def create_app(
             if owned:
                 await state.aclose()
             else:
-                state.encode_executor.shutdown(wait=True, cancel_futures=True)
+                await asyncio.to_thread(state.encode_executor.shutdown, wait=True, cancel_futures=True)
 
     return Starlette(
         routes=[

@@ -45,6 +45,12 @@ def configure_logging(level: str) -> dict[str, Any]:
             "stream_server": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            # Piper's own warnings quote the text ("Missing phoneme from id map: ..."): at DEBUG only.
+            "piper": {
+                "handlers": ["stderr"],
+                "level": "DEBUG" if level == "debug" else "ERROR",
+                "propagate": False,
+            },
         },
     }
 

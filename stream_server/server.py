@@ -15,6 +15,9 @@ from .settings import Settings
 # `error` before the 1009 close; past this, the WebSocket layer closes with 1009 on its own.
 WS_MAX_SIZE_FACTOR = 4
 WS_MAX_SIZE_FLOOR = 1 << 20
+# On shutdown, connections get this long to finish; a client that stopped reading cannot hold
+# the process forever.
+GRACEFUL_SHUTDOWN_S = 5
 
 
 def uvicorn_config(
@@ -27,4 +30,5 @@ def uvicorn_config(
         log_config=configure_logging(settings.log_level),
         ws_max_size=max(WS_MAX_SIZE_FACTOR * settings.max_message_bytes, WS_MAX_SIZE_FLOOR),
         lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

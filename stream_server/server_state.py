@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,4 +46,4 @@ class ServerState:
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
-        self.encode_executor.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(self.encode_executor.shutdown, wait=True, cancel_futures=True)

@@ -146,3 +146,22 @@ def test_a_missing_model_fails_at_start_up_with_its_path(tmp_path: Path) -> None
     missing = tmp_path / "nobody.onnx"
     with pytest.raises(FileNotFoundError, match="nobody.onnx"):
         PiperProvider([missing])
+
+
+async def test_double_brackets_are_read_as_text_not_phonemes(piper_server: RunningServer) -> None:
+    async with connect(piper_server.ws_url) as ws:
+        await receive(ws)
+        await send(ws, type="text", text="Say [[hello]] to the world.")
+        await send(ws, type="end")
+        transcript = await receive_all(ws)
+    assert not transcript.messages("error")
+    assert_speech_like(pcm_samples(transcript.frames()), 22050, "Say hello to the world.")
+
+
+def test_two_voices_with_one_name_are_refused(tmp_path: Path) -> None:
+    model = default_model_path()
+    twin = tmp_path / model.name
+    shutil.copyfile(model, twin)
+    shutil.copyfile(f"{model}.json", f"{twin}.json")
+    with pytest.raises(ValueError, match="en_US-joe-medium"):
+        PiperProvider([model, twin])

@@ -80,6 +80,8 @@ class PiperProvider:
         self._voices: dict[str, _LoadedVoice] = {}
         for path in model_paths:
             loaded = load_voice(Path(path), intra_op_threads)
+            if loaded.info.id in self._voices:
+                raise ValueError(f"two Piper voices are named {loaded.info.id!r}: rename one model file")
             self._voices[loaded.info.id] = loaded
             log_event(logger, "piper.voice_loaded", voice=loaded.info.id, sample_rate=loaded.info.sample_rate)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piper")
@@ -100,6 +102,8 @@ class PiperProvider:
 
     async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         loaded = self._voices[options.voice]
+        # Piper reads [[ ... ]] as raw phonemes; text from a client is text, never phonemes.
+        text = text.replace("[[", "[ [").replace("]]", "] ]")
         length_scale = loaded.voice.config.length_scale / options.speed
         config = SynthesisConfig(length_scale=length_scale)
         sentences = iter(loaded.voice.synthesize(text, syn_config=config))
@@ -111,25 +115,28 @@ class PiperProvider:
             yield PcmChunk(chunk.audio_float_array, rate)
 
     async def _next_sentence(self, sentences: Iterator[AudioChunk]) -> AudioChunk | None:
-        job = self._executor.submit(next, sentences, None)
         # Counted from submission to completion (run, failed or cancelled while queued), so
         # /healthz shows whether a stream that went away left work behind.
         with self._jobs_lock:
             self._jobs_in_flight += 1
+        job = self._executor.submit(next, sentences, None)
         job.add_done_callback(self._job_done)
         try:
             # Cancelling this await cancels the job if it has not started yet; a running
             # inference cannot be interrupted and its result is dropped.
             return await asyncio.wrap_future(job)
         except Exception as exc:
-            raise ProviderError(f"piper synthesis failed: {type(exc).__name__}: {exc}") from exc
+            # The exception may quote the text (e.g. a missing phoneme): details at DEBUG only.
+            logger.debug("piper.synthesis_failed", exc_info=True)
+            raise ProviderError(f"piper could not synthesize this segment ({type(exc).__name__})") from exc
 
     def _job_done(self, _job: Future) -> None:
         with self._jobs_lock:
             self._jobs_in_flight -= 1
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Waits for a running inference to end: off the event loop.
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     def stats(self) -> dict[str, int]:
         return {"jobs_in_flight": self._jobs_in_flight}

@@ -143,7 +143,8 @@ class _Connection:
     async def _reconfigure(self, message: Config) -> None:
         if not self._first_message:
             raise ProtocolError(ErrorCode.CONFIG_TOO_LATE, "config is only accepted as the first message")
-        given = {f: v for f in message.__struct_fields__ if (v := getattr(message, f)) is not None}
+        # As in the URL, an empty string counts as absent.
+        given = {f: v for f in message.__struct_fields__ if (v := getattr(message, f)) not in (None, "")}
         requested = msgspec.structs.replace(self._query, **given)
         options = resolve_options(requested, self._state.settings, self._state.providers)
         # Nothing was streamed yet: replace the session made from the URL's parameters.

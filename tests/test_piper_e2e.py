@@ -89,6 +89,7 @@ async def test_piper_speed_maps_to_length_scale(piper_server: RunningServer) -> 
 async def test_disconnect_during_inference_leaves_no_job_behind(piper_server: RunningServer, piper_provider) -> None:
     async with connect(piper_server.ws_url, close_timeout=0.5) as ws:
         await receive(ws)
+        # Lookahead: two segments in synthesis, so a job waits behind the running one.
         await send(ws, type="text", text=TEXT * 5)
         await send(ws, type="flush")
         session = next(iter(piper_server.state.streams))
@@ -97,8 +98,10 @@ async def test_disconnect_during_inference_leaves_no_job_behind(piper_server: Ru
         ws.transport.abort()
     await wait_for(lambda: not piper_server.state.streams)
     await wait_for(lambda: not stream_tasks(stream_id))
+    started = piper_provider.stats()["jobs_started"]
     # A running inference cannot be interrupted, but it ends and nothing queued behind it runs.
     await wait_for(lambda: piper_provider.stats()["jobs_in_flight"] == 0)
+    assert piper_provider.stats()["jobs_started"] == started, "a job of the closed stream started"
     assert (await piper_server.health())["providers"]["piper"]["jobs_in_flight"] == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -10,7 +11,17 @@ from websockets.asyncio.client import connect
 from stream_server.text import split_sentences
 
 from .conftest import RunningServer, run_server, tone_settings
-from .helpers import Transcript, receive, receive_all, receive_until, send, wait_for
+from .helpers import (
+    Transcript,
+    dominant_frequency,
+    pcm_samples,
+    receive,
+    receive_all,
+    receive_until,
+    send,
+    wait_for,
+)
+from .test_ws_stream import expected_segment_ms
 
 STREAM_TASK_PREFIXES = ("produce-", "emit-", "synth-", "send-")
 
@@ -97,7 +108,14 @@ async def test_many_streams_at_once_do_not_mix(tone_server: RunningServer) -> No
             await send(ws, type="end")
             return await receive_all(ws)
 
-    results = await asyncio.gather(*(one(v, n) for v, n in [("beep", 5), ("low", 9), ("beep", 3), ("low", 1)]))
-    for (voice, n), transcript in zip([("beep", 5), ("low", 9), ("beep", 3), ("low", 1)], results):
+    plan = [("beep", 5), ("low", 9), ("beep", 3), ("low", 1)]
+    results = await asyncio.gather(*(one(v, n) for v, n in plan))
+    for (voice, n), transcript in zip(plan, results):
         texts = [s["text"] for s in transcript.messages("segment")]
         assert texts == [f"Stream {voice} sentence {i}." for i in range(n)]
+        # Every beep of the stream is in its own voice's octave: no frame came from another.
+        samples = pcm_samples(transcript.frames())
+        low, high = (440, 880) if voice == "beep" else (220, 440)
+        for word in range(len(samples) // 1920):
+            beep = samples[word * 1920 : word * 1920 + 1440]
+            assert low * 0.97 <= dominant_frequency(beep, 24000) < high * 1.03

@@ -86,6 +86,7 @@ class PiperProvider:
             log_event(logger, "piper.voice_loaded", voice=loaded.info.id, sample_rate=loaded.info.sample_rate)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piper")
         self._jobs_in_flight = 0
+        self._jobs_started = 0
         self._jobs_lock = threading.Lock()
         self._warm_up()
 
@@ -119,7 +120,7 @@ class PiperProvider:
         # /healthz shows whether a stream that went away left work behind.
         with self._jobs_lock:
             self._jobs_in_flight += 1
-        job = self._executor.submit(next, sentences, None)
+        job = self._executor.submit(self._run_step, sentences)
         job.add_done_callback(self._job_done)
         try:
             # Cancelling this await cancels the job if it has not started yet; a running
@@ -130,6 +131,11 @@ class PiperProvider:
             logger.debug("piper.synthesis_failed", exc_info=True)
             raise ProviderError(f"piper could not synthesize this segment ({type(exc).__name__})") from exc
 
+    def _run_step(self, sentences: Iterator[AudioChunk]) -> AudioChunk | None:
+        with self._jobs_lock:
+            self._jobs_started += 1
+        return next(sentences, None)
+
     def _job_done(self, _job: Future) -> None:
         with self._jobs_lock:
             self._jobs_in_flight -= 1
@@ -139,4 +145,4 @@ class PiperProvider:
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     def stats(self) -> dict[str, int]:
-        return {"jobs_in_flight": self._jobs_in_flight}
+        return {"jobs_in_flight": self._jobs_in_flight, "jobs_started": self._jobs_started}

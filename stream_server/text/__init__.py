@@ -2,9 +2,16 @@
 
 Text arrives from an LLM a few characters at a time. Synthesis wants whole sentences (prosody
 needs them) but latency wants them as early as possible. `SentenceSegmenter` emits each sentence
-the moment the characters that decide its end have arrived, and bounds segment length with
-`max_chars` so text without punctuation still flows. Its output does not depend on how the text
-was chunked: feeding it piecewise gives exactly `split_sentences(whole_text)`.
+the moment the characters that decide its end have arrived, bounds segment length with
+`max_chars` / `max_bytes` so text without punctuation still flows, knows abbreviations of
+several languages (`language=`), never cuts inside brackets, quotes or markup, can cut a long
+first sentence early (`eager_first_segment`), and tells a caller when flushing on silence is
+safe (`pending_boundary`). Its output does not depend on how the text was chunked: feeding it
+piecewise gives exactly `split_sentences(whole_text)`. See docs/segmentation.md.
+
+Modules: `segmenter` (the scan and its verdicts), `abbreviations` (word lists per language),
+`nesting` (open brackets and quotes), `markup` (SSML-style tags), `limits` (length bound and
+where to cut), `chars` (character classes).
 
 Everything here is pure, synchronous code with no I/O.
 """

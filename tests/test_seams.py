@@ -94,9 +94,18 @@ async def test_provider_silence_is_trimmed_to_the_configured_maximum() -> None:
 async def test_pauses_depend_on_how_a_segment_ended() -> None:
     provider = ShapedProvider(sound_ms=200)
     settings = {"sentence_pause_ms": 300, "clause_pause_ms": 60, "paragraph_pause_ms": 700}
-    _, ends = await stream(provider, "A whole sentence. Then a question? And", **settings)
-    # Sentence ends get the sentence pause; the flushed piece without one, the clause pause.
-    assert [round(e["audio_ms"] - 200) for e in ends] == pytest.approx([300, 300, 60], abs=3)
+    text = "A whole sentence. Then a question?\n\nA new paragraph. And"
+    samples, ends = await stream(provider, text, **settings)
+    # Sentence ends get the sentence pause, the flushed piece without one the clause pause; a
+    # blank line makes the pause before the next segment a paragraph's (700 = 300 + 400).
+    assert [round(e["audio_ms"] - 200) for e in ends] == pytest.approx([300, 300, 400 + 300, 60], abs=3)
+    # The silences between the sounds, measured on 1 ms blocks (a sine crosses zero often).
+    block = RATE // 1000
+    loud = np.abs(samples[: len(samples) // block * block]).reshape(-1, block).max(axis=1) > 0.01
+    falls = np.flatnonzero(loud[:-1] & ~loud[1:])
+    rises = np.flatnonzero(~loud[:-1] & loud[1:])
+    gaps_ms = [int(rise - fall) for fall, rise in zip(falls, rises[rises > falls[0]])]
+    assert gaps_ms == pytest.approx([300, 700, 300], abs=4)
 
 
 def test_shaper_holds_back_only_a_bounded_tail() -> None:

@@ -117,6 +117,13 @@ class AudioPipeline:
             frames += self._encode(self._frame(silence(self._sample_format, self._frame_samples)))
         return frames
 
+    def pause(self, ms: float) -> list[EncodedFrame]:
+        """Silence between segments, straight into the frame queue (no trimming, no resampling)."""
+        samples = round(self._rate * ms / 1000)
+        if samples:
+            self._fifo.write(self._frame(silence(self._sample_format, samples)))
+        return self._drain_full_frames()
+
     def finish(self) -> list[EncodedFrame]:
         """End of stream: a container's trailer (e.g. Ogg's end-of-stream page), if it has one.
 

@@ -32,6 +32,7 @@ from ..logs import log_event
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage
 from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
 from ..text import SentenceSegmenter
+from ..text.paragraphs import ParagraphTracker
 from .options import StreamOptions
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,12 @@ class Pauses:
     clause_ms: float = 80.0
 
     def after(self, segment: Segment) -> float:
-        if segment.paragraph_end:
-            return self.paragraph_ms
         text = segment.text.rstrip(_CLOSERS)
         return self.sentence_ms if text.endswith(_SENTENCE_ENDS) else self.clause_ms
+
+    def before(self, segment: Segment) -> float:
+        """A paragraph's pause is known when its next segment comes: the rest of it goes first."""
+        return max(0.0, self.paragraph_ms - self.sentence_ms) if segment.paragraph_start else 0.0
 
 
 # A segment ending in one of these (before closing quotes and brackets) is a whole sentence.
@@ -90,7 +93,8 @@ class StreamLimits:
 class Segment:
     seq: int
     text: str
-    paragraph_end: bool = False
+    paragraph_start: bool = False
+    """A blank line precedes it in the text."""
 
 
 @dataclass(slots=True)
@@ -140,6 +144,7 @@ class StreamSession:
             language=options.language,
             eager_first_segment=options.eager_first_segment or None,
         )
+        self._paragraphs = ParagraphTracker()
         self._boundary_timer: asyncio.TimerHandle | None = None
         self._next_seq = 0
         self._queued_chars = 0
@@ -166,6 +171,7 @@ class StreamSession:
                 f"(limit {self._limits.max_pending_chars}); this text was dropped",
             )
         self.stats.text_chars += len(text)
+        self._paragraphs.feed(text)
         self._enqueue(self._segmenter.push(text))
         self._arm_boundary_timer()
 
@@ -202,6 +208,7 @@ class StreamSession:
         await self._synthesis.abort()
         dropped = self.ring.clear()
         self._segmenter.reset()
+        self._paragraphs.reset()
         self._queued_chars = 0
         self._synthesis = self._new_synthesis()
         if self._ended:
@@ -247,10 +254,10 @@ class StreamSession:
             raise ProtocolError(ErrorCode.STREAM_ENDED, "input has ended; no more text is accepted")
 
     def _enqueue(self, texts: list[str]) -> None:
-        for text in texts:
+        for text, paragraph_start in zip(texts, self._paragraphs.starts(texts)):
             if self.stats.first_segment_at is None:
                 self.stats.first_segment_at = time.perf_counter()
-            segment = Segment(self._next_seq, text)
+            segment = Segment(self._next_seq, text, paragraph_start)
             self._next_seq += 1
             self._queued_chars += len(text)
             log_event(
@@ -400,6 +407,8 @@ class _Synthesis:
                 self._slots.release()
 
     async def _emit_job(self, job: _Job) -> None:
+        if pause := self._pauses.before(job.segment):
+            await self._put_frames(job, await self._encode(self._audio.pause, pause))
         while not isinstance(chunk := await job.chunks.get(), _End):
             for piece in _slices(chunk):
                 await self._put_frames(job, await self._encode(self._audio.push, piece))

@@ -435,7 +435,10 @@ class StreamOutcome:
 
 
 def stream_url(base_ws: str, provider: str) -> str:
-    return f"{base_ws}{STREAM_PATH}?{urlencode({'provider': provider, 'format': 'pcm'})}"
+    # Unpaced (max_lead_ms=0): the "last audio" rows measure how fast the server makes the audio,
+    # as Piper's HTTP server does, not how fast a listener plays it.
+    query = {"provider": provider, "format": "pcm", "max_lead_ms": 0}
+    return f"{base_ws}{STREAM_PATH}?{urlencode(query)}"
 
 
 async def _receive(ws: ClientConnection, outcome: StreamOutcome) -> None:

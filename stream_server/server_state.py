@@ -7,10 +7,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .providers import Provider
+from .providers import Provider, VoiceOptions
 from .audio.pipeline import EncoderSettings
 from .audio.seams import SeamSettings
-from .session import StreamLimits, StreamSession
+from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
 from .settings import Settings
 
@@ -42,6 +42,19 @@ class ServerState:
                 sentence_ms=s.sentence_pause_ms, paragraph_ms=s.paragraph_pause_ms, clause_ms=s.clause_pause_ms
             ),
         )
+
+    def fallbacks(self, options: StreamOptions) -> list[tuple[Provider, VoiceOptions]]:
+        """The fallback chain for a stream: each provider with its default voice, the stream's speed."""
+        chain = []
+        for name in self.settings.fallback:
+            if name == options.provider:
+                continue
+            provider = self.providers[name]
+            voices = [v.id for v in provider.voices]
+            configured = getattr(self.settings, f"{name}_voice", None)
+            voice = configured if configured in voices else voices[0]
+            chain.append((provider, VoiceOptions(voice=voice, speed=options.speed)))
+        return chain
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

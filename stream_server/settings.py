@@ -21,7 +21,7 @@ from .audio.formats import PCM_RATES, FormatName, get_format
 ENV_PREFIX = "STREAM_SERVER_"
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-ProviderName = Literal["piper", "tone"]
+ProviderName = Literal["piper", "tone", "openai", "gemini", "ttsai"]
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -37,6 +37,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     provider: Annotated[
         ProviderName, Meta(description="Default provider of a stream; one of --providers.")
     ] = "piper"
+    fallback: Annotated[
+        tuple[ProviderName, ...],
+        Meta(
+            description=(
+                "Providers that take over a segment when the stream's provider fails before any "
+                "audio of it, in order (e.g. openai,piper; each must be loaded)."
+            )
+        ),
+    ] = ()
     voice: Annotated[
         str | None, Meta(description="Default voice id (default: the provider's first voice).")
     ] = None
@@ -133,8 +142,102 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     ] = 0
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
 
+    # -- cloud providers (loaded when named in --providers) -------------------------------------
+    openai_base_url: Annotated[
+        str, Meta(description="OpenAI-compatible API base (the official one or a relay), without /v1.")
+    ] = "https://api.openai.com"
+    openai_api_key: Annotated[str | None, Meta(description="OpenAI-compatible API key (never logged).")] = None
+    openai_model: Annotated[str, Meta(description="Model for /v1/audio/speech.")] = "gpt-4o-mini-tts"
+    openai_voice: Annotated[str, Meta(description="Default OpenAI voice.")] = "alloy"
+    openai_response_format: Annotated[
+        Literal["pcm", "mp3", "opus", "aac", "flac", "wav"],
+        Meta(description="Audio asked of the upstream (pcm: 24 kHz s16le, nothing to decode)."),
+    ] = "pcm"
+    openai_stream_format: Annotated[
+        Literal["audio", "sse"], Meta(description="Raw streamed body, or SSE speech.audio.delta events.")
+    ] = "audio"
+    openai_instructions: Annotated[
+        str | None, Meta(description="Style instructions (not for tts-1/tts-1-hd).")
+    ] = None
+    openai_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
+    openai_timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="Seconds from request to first audio.")
+    ] = 15.0
+    gemini_base_url: Annotated[
+        str, Meta(description="Gemini API base (Google's or a relay), without /v1beta.")
+    ] = "https://generativelanguage.googleapis.com"
+    gemini_api_key: Annotated[str | None, Meta(description="Gemini API key (never logged).")] = None
+    gemini_model: Annotated[str, Meta(description="Gemini TTS model.")] = "gemini-2.5-flash-preview-tts"
+    gemini_voice: Annotated[str, Meta(description="Default prebuilt voice (case-insensitive).")] = "Kore"
+    gemini_auth: Annotated[
+        Literal["auto", "goog", "bearer"],
+        Meta(description="x-goog-api-key (goog), Authorization: Bearer (relays), or auto by host."),
+    ] = "auto"
+    gemini_body_style: Annotated[
+        Literal["camel", "snake"], Meta(description="REST camelCase, or snake_case for Vertex-style relays.")
+    ] = "camel"
+    gemini_streaming: Annotated[
+        bool, Meta(description="streamGenerateContent (SSE); false: generateContent.")
+    ] = True
+    gemini_language_code: Annotated[str | None, Meta(description="speechConfig.languageCode, e.g. en-US.")] = None
+    gemini_style: Annotated[
+        str | None, Meta(description='Style prompt put before the text, e.g. "Say cheerfully".')
+    ] = None
+    gemini_temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    gemini_speakers: Annotated[
+        tuple[str, ...],
+        Meta(description="Two-speaker mode: exactly two Speaker=Voice pairs (e.g. Joe=Kore,Jane=Puck)."),
+    ] = ()
+    gemini_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
+    gemini_timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="Seconds from request to first audio.")
+    ] = 30.0
+    ttsai_base_url: Annotated[str, Meta(description="TTS.ai API base, without /v1.")] = "https://api.tts.ai"
+    ttsai_api_key: Annotated[
+        str | None, Meta(description="TTS.ai key, sk-tts-... (never logged; none: anonymous free tier).")
+    ] = None
+    ttsai_model: Annotated[str, Meta(description="TTS.ai model (kokoro and melotts stream).")] = "kokoro"
+    ttsai_voice: Annotated[str, Meta(description="Default TTS.ai voice.")] = "af_bella"
+    ttsai_mode: Annotated[
+        Literal["auto", "stream", "queue"],
+        Meta(description="SSE streaming, queue-and-poll, or auto (stream where the model can)."),
+    ] = "auto"
+    ttsai_poll_interval_s: Annotated[
+        float, Meta(gt=0, le=60, description="Queue mode: seconds between result polls.")
+    ] = 1.5
+    ttsai_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 2
+    ttsai_timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="Seconds from request to first audio (queue mode: to the result).")
+    ] = 60.0
+    http_connect_timeout_s: Annotated[float, Meta(gt=0, le=120, description="Cloud providers: connect timeout.")] = 5.0
+    http_read_timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="Cloud providers: longest silence inside a streaming answer.")
+    ] = 30.0
+    http_retries: Annotated[
+        int, Meta(ge=0, le=10, description="Cloud providers: retries of a segment before any of its audio.")
+    ] = 2
+    breaker_failures: Annotated[
+        int, Meta(ge=1, le=1000, description="Failed segments in a row that open a provider's circuit breaker.")
+    ] = 5
+    breaker_cooldown_s: Annotated[
+        float, Meta(gt=0, le=3600, description="Seconds an open breaker fails fast before a trial request.")
+    ] = 30.0
+
+    def __repr__(self) -> str:
+        # Settings may be printed or logged: keys are shown as set or not, never their value.
+        fields = ", ".join(
+            f"{name}={'***' if name.endswith('_api_key') and value else value!r}"
+            for name, value in msgspec.structs.asdict(self).items()
+        )
+        return f"Settings({fields})"
+
     def __post_init__(self) -> None:
         # Messages end like msgspec's own ("- at `$.field`") so `_explain` names the option.
+        for name in self.fallback:
+            if name not in self.providers:
+                raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
+        if len(self.gemini_speakers) not in (0, 2) or any("=" not in pair for pair in self.gemini_speakers):
+            raise ValueError("give exactly two Speaker=Voice pairs - at `$.gemini_speakers`")
         if self.provider not in self.providers:
             raise ValueError(
                 f"the default provider {self.provider!r} is not loaded (providers: "

@@ -72,6 +72,7 @@ class AudioPipeline:
         self._frame_ms = 1000.0 * self._frame_samples / sample_rate
         self._sample_format = self._encoder.sample_format
         self._resampler = av.AudioResampler(format=self._sample_format, layout="mono", rate=sample_rate)
+        self._input_rate: int | None = None
         self._fifo = av.AudioFifo()
         self._seams = seams or SeamSettings()
         self._shaper: SegmentShaper | None = None
@@ -136,6 +137,13 @@ class AudioPipeline:
     def _resample(self, samples: np.ndarray, rate: int) -> None:
         if not len(samples):
             return
+        if self._input_rate not in (None, rate):
+            # A fallback provider speaks at another rate: finish the old resampler, start anew.
+            for resampled in self._resampler.resample(None):
+                resampled.pts = None
+                self._fifo.write(resampled)
+            self._resampler = av.AudioResampler(format=self._sample_format, layout="mono", rate=self._rate)
+        self._input_rate = rate
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
         )

@@ -16,6 +16,7 @@ from .messages import (
     SegmentStart,
     ServerMessage,
     Text,
+    Warning,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SegmentStart",
     "ServerMessage",
     "Text",
+    "Warning",
     "decode_client_message",
     "encode_server_message",
 ]

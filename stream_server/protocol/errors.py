@@ -23,6 +23,19 @@ class ErrorCode(StrEnum):
     """The stream already holds `max_pending_chars` of text not yet synthesized; the text was dropped."""
     PROVIDER_ERROR = "provider_error"
     """Synthesis of one segment failed; that segment's `seq` is given and later segments go on."""
+    PROVIDER_AUTH = "provider_auth"
+    """The upstream refused the server's credentials (401/403): a configuration problem."""
+    PROVIDER_REJECTED = "provider_rejected"
+    """The upstream refused the request itself (400, 404, 413, 422): e.g. a voice it does not know."""
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    """5xx, no connection, or the provider's circuit breaker is open after repeated failures."""
+    PROVIDER_TIMEOUT = "provider_timeout"
+    PROVIDER_BAD_RESPONSE = "provider_bad_response"
+    """The upstream answered, but not with audio (or with audio that does not decode)."""
+    PROVIDER_FALLBACK = "provider_fallback"
+    """A `warning`: the stream's provider failed on a segment before any audio, and the next
+    provider of the fallback chain synthesized it."""
     INTERNAL_ERROR = "internal_error"
 
 

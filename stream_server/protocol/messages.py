@@ -122,4 +122,12 @@ class Error(_ServerMessage, tag="error", kw_only=True):
     seq: int | None = None
 
 
-ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error
+class Warning(_ServerMessage, tag="warning", kw_only=True):  # noqa: A001 - the protocol's name
+    """Something went wrong but was handled (e.g. a fallback provider took over a segment)."""
+
+    code: str
+    message: str
+    seq: int | None = None
+
+
+ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error | Warning

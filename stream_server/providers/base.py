@@ -39,7 +39,20 @@ class VoiceOptions:
 
 
 class ProviderError(Exception):
-    """Synthesis of one segment failed; the stream reports it and goes on with the next."""
+    """Synthesis of one segment failed; the stream reports it and goes on with the next.
+
+    The message is shown to the client: it never holds the text, a key or a URL with a secret.
+    `code` is one of the protocol's `provider_*` error codes. `retryable`: the same request may
+    succeed later (a timeout, a 5xx, a 429), `retry_after` says when, if the upstream said.
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "provider_error", retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class Provider(Protocol):

@@ -25,7 +25,31 @@ def _tone(settings: Settings) -> Provider:
     return ToneProvider()
 
 
-_BUILDERS: dict[str, Callable[[Settings], Provider]] = {"piper": _piper, "tone": _tone}
+def _openai(settings: Settings) -> Provider:
+    from .openai import OpenAIProvider
+
+    return OpenAIProvider.from_settings(settings)
+
+
+def _gemini(settings: Settings) -> Provider:
+    from .gemini import GeminiProvider
+
+    return GeminiProvider.from_settings(settings)
+
+
+def _ttsai(settings: Settings) -> Provider:
+    from .ttsai import TTSAIProvider
+
+    return TTSAIProvider.from_settings(settings)
+
+
+_BUILDERS: dict[str, Callable[[Settings], Provider]] = {
+    "piper": _piper,
+    "tone": _tone,
+    "openai": _openai,
+    "gemini": _gemini,
+    "ttsai": _ttsai,
+}
 PROVIDER_NAMES = tuple(_BUILDERS)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from ..audio.pipeline import EncoderSettings
 from ..audio.seams import SeamSettings
 from ..buffer import AudioRing
 from ..logs import log_event
-from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage
+from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage, Warning
 from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
 from ..text import SentenceSegmenter
 from ..text.paragraphs import ParagraphTracker
@@ -130,8 +130,10 @@ class StreamSession:
         limits: StreamLimits,
         encode_executor: Executor,
         stream_id: str = "",
+        fallbacks: Sequence[tuple[Provider, VoiceOptions]] = (),
     ) -> None:
         self.options = options
+        self._fallbacks = list(fallbacks)
         self.stream_id = stream_id
         self.stats = StreamStats()
         self.ring: AudioRing[OutItem] = AudioRing(limits.ring_ms, options.frame_ms)
@@ -272,8 +274,7 @@ class StreamSession:
     def _new_synthesis(self) -> _Synthesis:
         options = self.options
         return _Synthesis(
-            provider=self._provider,
-            voice=VoiceOptions(voice=options.voice, speed=options.speed),
+            chain=[(self._provider, VoiceOptions(voice=options.voice, speed=options.speed)), *self._fallbacks],
             audio=AudioPipeline(
                 options.format, options.sample_rate, options.frame_ms, self._limits.encoder, self._limits.seams
             ),
@@ -297,7 +298,9 @@ _END: Final = _End()
 class _Job:
     segment: Segment
     chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=lambda: asyncio.Queue(JOB_QUEUE_CHUNKS))
-    error: str | None = None
+    error: tuple[str, str] | None = None
+    """(code, message) when no provider of the chain could synthesize the segment."""
+    warnings: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     started: bool = False
     """Its `segment` message is in the ring."""
@@ -308,8 +311,7 @@ class _Synthesis:
     def __init__(
         self,
         *,
-        provider: Provider,
-        voice: VoiceOptions,
+        chain: Sequence[tuple[Provider, VoiceOptions]],
         audio: AudioPipeline,
         pauses: Pauses,
         ring: AudioRing[OutItem],
@@ -318,8 +320,7 @@ class _Synthesis:
         on_segment_finished: Callable[[Segment], None],
         stream_id: str,
     ) -> None:
-        self._provider = provider
-        self._voice = voice
+        self._chain = chain
         self._audio = audio
         self._pauses = pauses
         self._ring = ring
@@ -360,27 +361,37 @@ class _Synthesis:
             self._jobs.put_nowait(job)
 
     async def _run_job(self, job: _Job) -> None:
-        try:
-            # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
-            async with aclosing(self._provider.synthesize(job.segment.text, self._voice)) as chunks:
-                async for chunk in chunks:
-                    await job.chunks.put(_checked(chunk))
-        except ProviderError as exc:
-            # Provider errors are written to be shown to the client: no text, no secrets.
-            job.error = str(exc)
-            log_event(
-                logger, "stream.provider_error", level=logging.WARNING, stream=self._stream_id,
-                seq=job.segment.seq, error=job.error,
-            )
-        except Exception as exc:
-            # A bug, not a provider's answer: the client gets a generic message; details (which
-            # may quote the text) only at DEBUG.
-            job.error = f"{self._provider.name} failed on this segment"
-            log_event(
-                logger, "stream.synthesis_crashed", level=logging.ERROR, stream=self._stream_id,
-                seq=job.segment.seq, error=type(exc).__name__,
-            )
-            logger.debug("stream.synthesis_crashed", exc_info=True, extra={"fields": {"stream": self._stream_id}})
+        for index, (provider, voice) in enumerate(self._chain):
+            produced = False
+            try:
+                # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
+                async with aclosing(provider.synthesize(job.segment.text, voice)) as chunks:
+                    async for chunk in chunks:
+                        await job.chunks.put(_checked(chunk))
+                        produced = True
+                break
+            except ProviderError as exc:
+                # Provider errors are written to be shown to the client: no text, no secrets.
+                log_event(
+                    logger, "stream.provider_error", level=logging.WARNING, stream=self._stream_id,
+                    seq=job.segment.seq, provider=provider.name, code=exc.code, error=str(exc),
+                )
+                failure = (exc.code, str(exc))
+            except Exception as exc:
+                # A bug, not a provider's answer: the client gets a generic message; details (which
+                # may quote the text) only at DEBUG.
+                log_event(
+                    logger, "stream.synthesis_crashed", level=logging.ERROR, stream=self._stream_id,
+                    seq=job.segment.seq, provider=provider.name, error=type(exc).__name__,
+                )
+                logger.debug("stream.synthesis_crashed", exc_info=True, extra={"fields": {"stream": self._stream_id}})
+                failure = (ErrorCode.PROVIDER_ERROR, f"{provider.name} failed on this segment")
+            # Audio already out cannot be taken back: a fallback would say part of it twice.
+            if produced or index == len(self._chain) - 1:
+                job.error = failure
+                break
+            successor = self._chain[index + 1][0].name
+            job.warnings.append(f"{failure[1]}; {successor} synthesized this segment instead")
         await job.chunks.put(_END)
 
     async def _emit(self) -> None:
@@ -417,13 +428,15 @@ class _Synthesis:
         if job.error is None:
             await self._close_segment(job)
         else:
-            await self._close_segment(job, ErrorCode.PROVIDER_ERROR, job.error)
+            await self._close_segment(job, *job.error)
 
-    async def _close_segment(self, job: _Job, code: ErrorCode | None = None, message: str = "") -> None:
+    async def _close_segment(self, job: _Job, code: str | None = None, message: str = "") -> None:
         seq = job.segment.seq
         if not job.started:
             await self._ring.put(SegmentStart(seq, job.segment.text))
         await self._ring.put(SegmentEnd(seq, round(job.audio_ms, 3)))
+        for warning in job.warnings:
+            await self._ring.put(Warning(code=ErrorCode.PROVIDER_FALLBACK, message=warning, seq=seq))
         if code is not None:
             await self._ring.put(Error(code=code, message=message, seq=seq))
         self._on_segment_finished(job.segment)

@@ -160,7 +160,9 @@ class _Connection:
     def _open_session(self, options: StreamOptions) -> None:
         state = self._state
         provider = state.providers[options.provider]
-        session = StreamSession(options, provider, state.limits, state.encode_executor, self._id)
+        session = StreamSession(
+            options, provider, state.limits, state.encode_executor, self._id, fallbacks=state.fallbacks(options)
+        )
         self._outbox.attach(session.ring)
         self._session = session
         self._pacer = Pacer(options.max_lead_ms)

@@ -67,6 +67,29 @@ async def run_server(settings: Settings, providers: dict[str, Provider]) -> Asyn
         await asyncio.wait_for(task, timeout=30)
 
 
+@asynccontextmanager
+async def run_asgi(app: Any) -> AsyncIterator[str]:
+    """Any ASGI app (a provider emulator) under a real uvicorn on a loopback port: its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+
+    async def wait_started() -> None:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait_started(), timeout=30)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
 @pytest.fixture(scope="session")
 def tone_provider() -> ToneProvider:
     return ToneProvider()

@@ -45,8 +45,9 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def run_server(settings: Settings, providers: dict[str, Provider]) -> AsyncIterator[RunningServer]:
-    server = uvicorn.Server(uvicorn_config(settings, providers))
+async def serving(config: uvicorn.Config) -> AsyncIterator[uvicorn.Server]:
+    """A real uvicorn server in this event loop, on the port it was given (0: any free one)."""
+    server = uvicorn.Server(config)
     # The test owns the loop and signals; uvicorn must not install its handlers.
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
@@ -59,35 +60,29 @@ async def run_server(settings: Settings, providers: dict[str, Provider]) -> Asyn
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(wait_started(), timeout=30)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningServer(server, port)
+        yield server
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    return server.servers[0].sockets[0].getsockname()[1]
+
+
+@asynccontextmanager
+async def run_server(settings: Settings, providers: dict[str, Provider]) -> AsyncIterator[RunningServer]:
+    async with serving(uvicorn_config(settings, providers)) as server:
+        yield RunningServer(server, bound_port(server))
 
 
 @asynccontextmanager
 async def run_asgi(app: Any) -> AsyncIterator[str]:
     """Any ASGI app (a provider emulator) under a real uvicorn on a loopback port: its base URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-
-    async def wait_started() -> None:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait_started(), timeout=30)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
+    async with serving(config) as server:
+        yield f"http://127.0.0.1:{bound_port(server)}"
 
 
 @pytest.fixture(scope="session")

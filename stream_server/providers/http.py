@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -35,7 +35,7 @@ BAD_RESPONSE = "provider_bad_response"
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     base_url: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a log line or an error
     model: str = ""
     voice: str = ""
     connect_timeout_s: float = 5.0

@@ -16,6 +16,7 @@ from .session import resolve_options
 from .settings import Settings
 from .transports.catalog import list_formats, list_voices
 from .transports.health import healthz
+from .transports.openai_speech import speech
 from .transports.websocket import stream_endpoint
 
 
@@ -54,6 +55,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/formats", list_formats, methods=["GET"]),
             Route("/v1/voices", list_voices, methods=["GET"]),
+            Route("/v1/audio/speech", speech, methods=["POST"]),
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
         ],
         lifespan=lifespan,

@@ -141,6 +141,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: one per core)."),
     ] = 0
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
+    speech_voice_map: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "/v1/audio/speech: OpenAI voice names to this server's voices, Name=voice pairs "
+                "(e.g. alloy=en_US-joe-medium); unmapped names get the provider's default voice."
+            )
+        ),
+    ] = ()
+    cors_origins: Annotated[
+        tuple[str, ...], Meta(description="Origins allowed to call the HTTP API from a browser (* for any).")
+    ] = ()
 
     # -- cloud providers (loaded when named in --providers) -------------------------------------
     openai_base_url: Annotated[

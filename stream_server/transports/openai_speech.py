@@ -1,0 +1,115 @@
+"""`POST /v1/audio/speech`: OpenAI's speech API, so OpenAI clients and SDKs work unchanged.
+
+The whole `input` is one stream: it is cut into sentences and the encoded audio streams back as
+soon as the first sentence is synthesized (chunked transfer), or as `speech.audio.delta` events
+with `stream_format: "sse"`. OpenAI's model and voice names map to this server's providers and
+voices (`--speech-voice-map`); a provider's own name as `model` and its voice ids also work.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..audio import EncodedFrame
+from ..logs import log_event
+from ..protocol import Config, Done, Error
+from ..server_state import ServerState
+from .http_common import HttpError, close_stream, drain, error_response, open_stream, options_for, read_body
+
+logger = logging.getLogger(__name__)
+
+# OpenAI's response formats, as ours; OpenAI sends all of them at 24 kHz.
+FORMATS = {"mp3": "mp3", "opus": "ogg_opus", "aac": "aac", "flac": "flac", "wav": "wav", "pcm": "pcm"}
+OPENAI_RATE = 24000
+MAX_INPUT_CHARS = 4096  # as OpenAI's API
+
+
+class VoiceRef(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+
+
+class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    model: str
+    input: Annotated[str, Meta(min_length=1, max_length=MAX_INPUT_CHARS)]
+    voice: str | VoiceRef
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: Annotated[float, Meta(ge=0.25, le=4.0)] = 1.0
+    instructions: str | None = None
+    """Accepted for compatibility; the local providers have no style instructions."""
+    stream_format: Literal["audio", "sse"] = "audio"
+
+
+async def speech(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    try:
+        body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
+        options = options_for(state, _config(state, body))
+    except HttpError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    session, outbox = open_stream(state, options)
+    session.push_text(body.input)
+    session.end()
+    log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)
+
+    async def audio() -> AsyncIterator[bytes]:
+        try:
+            async for item in drain(session, outbox):
+                if isinstance(item, EncodedFrame):
+                    yield item.data
+                elif isinstance(item, Error):
+                    # The status line is long gone: the stream ends short, and the log says why.
+                    log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=session.stream_id, code=item.code)
+        finally:
+            await close_stream(state, session)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for item in drain(session, outbox):
+                if isinstance(item, EncodedFrame):
+                    delta = {"type": "speech.audio.delta", "audio": base64.b64encode(item.data).decode()}
+                    yield _sse(delta)
+                elif isinstance(item, Error):
+                    yield _sse({"type": "error", "error": {"code": item.code, "message": item.message}})
+                elif isinstance(item, Done):
+                    words = len(body.input.split())
+                    # No tokenizer here: "tokens" are the input's words and the audio's 20 ms frames.
+                    frames = round(item.audio_ms / 20)
+                    usage = {"input_tokens": words, "output_tokens": frames, "total_tokens": words + frames}
+                    yield _sse({"type": "speech.audio.done", "usage": usage})
+        finally:
+            await close_stream(state, session)
+
+    if body.stream_format == "sse":
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(audio(), media_type=options.format.mime)
+
+
+def _config(state: ServerState, body: SpeechRequest) -> Config:
+    settings = state.settings
+    provider = body.model if body.model in state.providers else settings.provider
+    voice_name = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
+    voices = {v.id for v in state.providers[provider].voices}
+    mapped = dict(pair.split("=", 1) for pair in settings.speech_voice_map).get(voice_name)
+    # A voice of the provider itself, else the configured mapping, else the provider's default.
+    voice = voice_name if voice_name in voices else mapped if mapped in voices else None
+    return Config(
+        provider=provider,
+        voice=voice,
+        format=FORMATS[body.response_format],
+        sample_rate=OPENAI_RATE if body.response_format != "opus" else None,
+        speed=body.speed,
+        max_lead_ms=0,  # an HTTP client takes the audio as fast as it comes
+    )
+
+
+def _sse(data: dict[str, object]) -> bytes:
+    return b"data: " + msgspec.json.encode(data) + b"\n\n"
+

@@ -17,6 +17,15 @@ from .settings import Settings
 from .transports.catalog import list_formats, list_voices
 from .transports.health import healthz
 from .transports.openai_speech import speech
+from .transports.sse_sessions import (
+    SseSessions,
+    create_session,
+    delete_session,
+    expire_forever,
+    session_events,
+    session_text,
+)
+from .transports.sse_stream import stream
 from .transports.websocket import stream_endpoint
 
 
@@ -40,9 +49,14 @@ def create_app(
         check_stream_defaults(settings, loaded)
         state = ServerState(settings=settings, providers=loaded)
         app.state.server = state
+        app.state.sse_sessions = sessions = SseSessions(state)
+        reaper = asyncio.create_task(expire_forever(sessions, min(5.0, settings.sse_idle_s / 4)))
         try:
             yield
         finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+            await sessions.aclose()
             for session in list(state.streams):
                 await session.aclose()
             if owned:
@@ -56,6 +70,11 @@ def create_app(
             Route("/v1/formats", list_formats, methods=["GET"]),
             Route("/v1/voices", list_voices, methods=["GET"]),
             Route("/v1/audio/speech", speech, methods=["POST"]),
+            Route("/v1/tts/stream", stream, methods=["POST"]),
+            Route("/v1/tts/sessions", create_session, methods=["POST"]),
+            Route("/v1/tts/sessions/{session_id}/text", session_text, methods=["POST"]),
+            Route("/v1/tts/sessions/{session_id}/events", session_events, methods=["GET"]),
+            Route("/v1/tts/sessions/{session_id}", delete_session, methods=["DELETE"]),
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
         ],
         lifespan=lifespan,

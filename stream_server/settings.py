@@ -150,6 +150,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
             )
         ),
     ] = ()
+    sse_resume_ms: Annotated[
+        int, Meta(ge=0, le=600_000, description="SSE sessions: audio kept after delivery, for Last-Event-ID resumes.")
+    ] = 5000
+    sse_idle_s: Annotated[
+        float, Meta(gt=0, le=86_400, description="SSE sessions: closed after this long without a reader or text.")
+    ] = 60.0
+    sse_keepalive_s: Annotated[
+        float, Meta(gt=0, le=3600, description="SSE: a keep-alive comment after this long without an event.")
+    ] = 15.0
     cors_origins: Annotated[
         tuple[str, ...], Meta(description="Origins allowed to call the HTTP API from a browser (* for any).")
     ] = ()

@@ -1,6 +1,6 @@
 """A stream's life between the transport and the providers, independent of the transport."""
 
-from .options import StreamOptions, config_from_query, resolve_options
+from .options import StreamOptions, config_from_query, ready_message, resolve_options
 from .stream import STREAM_DONE, OutItem, StreamLimits, StreamSession
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "StreamOptions",
     "StreamSession",
     "config_from_query",
+    "ready_message",
     "resolve_options",
 ]

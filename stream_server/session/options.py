@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ..audio.formats import FORMATS, OutputFormat, get_format
-from ..protocol import Config, ErrorCode, ProtocolError
+from ..protocol import Config, ErrorCode, ProtocolError, Ready
 from ..providers.base import Provider
 from ..settings import Settings
 
@@ -105,6 +105,26 @@ def resolve_options(
         max_segment_chars=min(settings.max_segment_chars, provider.max_chars or settings.max_segment_chars),
         max_segment_bytes=provider.max_bytes,
         max_lead_ms=_first_given(requested.max_lead_ms, settings.max_lead_ms),
+    )
+
+
+def ready_message(options: StreamOptions) -> Ready:
+    """The `ready` message that tells a client its stream's effective options."""
+    return Ready(
+        provider=options.provider,
+        voice=options.voice,
+        format=options.format.name,
+        mime=options.format.mime,
+        sample_rate=options.sample_rate,
+        channels=options.channels,
+        frame_ms=options.frame_ms,
+        speed=options.speed,
+        language=options.language,
+        eager_first_segment=options.eager_first_segment,
+        boundary_timeout_ms=options.boundary_timeout_ms,
+        max_segment_chars=options.max_segment_chars,
+        max_lead_ms=options.max_lead_ms,
+        max_segment_bytes=options.max_segment_bytes,
     )
 
 

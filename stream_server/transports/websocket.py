@@ -29,7 +29,6 @@ from ..protocol import (
     ErrorCode,
     Flush,
     ProtocolError,
-    Ready,
     Text,
     decode_client_message,
     encode_server_message,
@@ -41,6 +40,7 @@ from ..session import (
     StreamOptions,
     StreamSession,
     config_from_query,
+    ready_message,
     resolve_options,
 )
 
@@ -167,24 +167,7 @@ class _Connection:
         self._session = session
         self._pacer = Pacer(options.max_lead_ms)
         state.streams.add(session)
-        self._outbox.send_control(
-            Ready(
-                provider=options.provider,
-                voice=options.voice,
-                format=options.format.name,
-                mime=options.format.mime,
-                sample_rate=options.sample_rate,
-                channels=options.channels,
-                frame_ms=options.frame_ms,
-                speed=options.speed,
-                language=options.language,
-                eager_first_segment=options.eager_first_segment,
-                boundary_timeout_ms=options.boundary_timeout_ms,
-                max_segment_chars=options.max_segment_chars,
-                max_segment_bytes=options.max_segment_bytes,
-                max_lead_ms=options.max_lead_ms,
-            )
-        )
+        self._outbox.send_control(ready_message(options))
         log_event(
             logger,
             "stream.open",

@@ -7,6 +7,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from .protocol import Config
@@ -14,8 +19,9 @@ from .providers import Provider, build_providers
 from .server_state import ServerState
 from .session import resolve_options
 from .settings import Settings
-from .transports.catalog import list_formats, list_voices
-from .transports.health import healthz
+from .transports.catalog import list_formats, list_models, list_voices
+from .transports.health import healthz, metrics, readyz
+from .transports.http_common import error_response
 from .transports.openai_speech import speech
 from .transports.sse_sessions import (
     SseSessions,
@@ -67,6 +73,9 @@ def create_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/formats", list_formats, methods=["GET"]),
             Route("/v1/voices", list_voices, methods=["GET"]),
             Route("/v1/audio/speech", speech, methods=["POST"]),
@@ -78,4 +87,26 @@ def create_app(
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _json_http_error},
+        middleware=_middleware(settings),
     )
+
+
+async def _json_http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in the API's one error shape too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "Last-Event-ID"],
+        )
+    ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .providers import Provider, VoiceOptions
 from .audio.pipeline import EncoderSettings
+from .metrics import Metrics
 from .audio.seams import SeamSettings
 from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
@@ -24,6 +25,33 @@ class ServerState:
         default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="encode")
     )
     streams: set[StreamSession] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
+    _transports: dict[StreamSession, str] = field(default_factory=dict)
+
+    def open_stream(
+        self, options: StreamOptions, transport: str, stream_id: str
+    ) -> StreamSession:
+        """A new stream of `transport` (websocket, sse, speech...), counted until `close_stream`."""
+        session = StreamSession(
+            options,
+            self.providers[options.provider],
+            self.limits,
+            self.encode_executor,
+            stream_id,
+            fallbacks=self.fallbacks(options),
+            metrics=self.metrics,
+        )
+        self.streams.add(session)
+        self._transports[session] = transport
+        self.metrics.active_streams.labels(transport).inc()
+        return session
+
+    async def close_stream(self, session: StreamSession) -> None:
+        await session.aclose()
+        transport = self._transports.pop(session, None)
+        if transport is not None:
+            self.streams.discard(session)
+            self.metrics.active_streams.labels(transport).dec()
 
     @property
     def limits(self) -> StreamLimits:

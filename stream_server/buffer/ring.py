@@ -35,6 +35,8 @@ class AudioRing(Generic[T]):
         self._not_full.set()
         self._producer_waiting = False
         self.on_readable: Callable[[], None] | None = None
+        self.on_wait: Callable[[], None] | None = None
+        """Called when a `put` has to wait for room (for metrics)."""
         """Called after each put: lets a reader wait on several sources with one event."""
 
     @property
@@ -60,6 +62,8 @@ class AudioRing(Generic[T]):
         return ms == 0 or self._count == 0 or self._buffered_ms + ms <= self.capacity_ms
 
     async def put(self, item: T, ms: float = 0.0) -> None:
+        if not self._fits(ms) and self.on_wait is not None:
+            self.on_wait()
         while not self._fits(ms):
             self._not_full.clear()
             self._producer_waiting = True

@@ -29,6 +29,7 @@ from ..audio.pipeline import EncoderSettings
 from ..audio.seams import SeamSettings
 from ..buffer import AudioRing
 from ..logs import log_event
+from ..metrics import Metrics
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage, Warning
 from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
 from ..text import SentenceSegmenter
@@ -131,12 +132,16 @@ class StreamSession:
         encode_executor: Executor,
         stream_id: str = "",
         fallbacks: Sequence[tuple[Provider, VoiceOptions]] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.options = options
         self._fallbacks = list(fallbacks)
+        self._metrics = metrics
         self.stream_id = stream_id
         self.stats = StreamStats()
         self.ring: AudioRing[OutItem] = AudioRing(limits.ring_ms, options.frame_ms)
+        if metrics is not None:
+            self.ring.on_wait = metrics.ring_waits.inc
         self._provider = provider
         self._limits = limits
         self._encode_executor = encode_executor
@@ -206,6 +211,8 @@ class StreamSession:
         When this returns, nothing produced before the cancel is left anywhere it could be sent
         from. After `end`, the stream still finishes with `done`.
         """
+        if self._metrics is not None:
+            self._metrics.cancels.inc()
         self._disarm_boundary_timer()
         await self._synthesis.abort()
         dropped = self.ring.clear()
@@ -233,7 +240,12 @@ class StreamSession:
         if isinstance(item, EncodedFrame):
             if self.stats.first_audio_at is None:
                 self.stats.first_audio_at = time.perf_counter()
+                if self._metrics is not None and self.stats.first_segment_at is not None:
+                    self._metrics.ttfa.observe(self.stats.first_audio_at - self.stats.first_segment_at)
             self.stats.audio_ms += item.duration_ms
+            if self._metrics is not None:
+                self._metrics.frames.inc()
+                self._metrics.bytes.inc(len(item.data))
         elif isinstance(item, SegmentEnd):
             self.stats.segments += 1
 
@@ -284,6 +296,7 @@ class StreamSession:
             encode_executor=self._encode_executor,
             on_segment_finished=self._segment_finished,
             stream_id=self.stream_id,
+            metrics=self._metrics,
         )
 
 
@@ -319,7 +332,9 @@ class _Synthesis:
         encode_executor: Executor,
         on_segment_finished: Callable[[Segment], None],
         stream_id: str,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._chain = chain
         self._audio = audio
         self._pauses = pauses
@@ -363,12 +378,15 @@ class _Synthesis:
     async def _run_job(self, job: _Job) -> None:
         for index, (provider, voice) in enumerate(self._chain):
             produced = False
+            started = time.perf_counter()
             try:
                 # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
                 async with aclosing(provider.synthesize(job.segment.text, voice)) as chunks:
                     async for chunk in chunks:
                         await job.chunks.put(_checked(chunk))
                         produced = True
+                if self._metrics is not None:
+                    self._metrics.synthesis.labels(provider.name).observe(time.perf_counter() - started)
                 break
             except ProviderError as exc:
                 # Provider errors are written to be shown to the client: no text, no secrets.
@@ -386,6 +404,8 @@ class _Synthesis:
                 )
                 logger.debug("stream.synthesis_crashed", exc_info=True, extra={"fields": {"stream": self._stream_id}})
                 failure = (ErrorCode.PROVIDER_ERROR, f"{provider.name} failed on this segment")
+            if self._metrics is not None:
+                self._metrics.provider_errors.labels(provider.name, failure[0]).inc()
             # Audio already out cannot be taken back: a fallback would say part of it twice.
             if produced or index == len(self._chain) - 1:
                 job.error = failure

@@ -1,4 +1,4 @@
-"""`GET /v1/formats` and `GET /v1/voices`: what a client may ask a stream for."""
+"""`GET /v1/formats`, `GET /v1/voices`, `GET /v1/models`: what a client may ask a stream for."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..audio.formats import FORMATS, MAX_FRAME_MS, MIN_FRAME_MS
+from ..providers.base import CAPABILITIES
 from ..server_state import ServerState
 
 
@@ -36,9 +37,40 @@ async def list_voices(request: Request) -> JSONResponse:
             "default_provider": state.settings.provider,
             "providers": {
                 name: [
-                    {"id": v.id, "sample_rate": v.sample_rate, "language": v.language} for v in provider.voices
+                    {
+                        "id": v.id,
+                        "name": v.name or v.id,
+                        "language": v.language,
+                        "gender": v.gender,
+                        "sample_rate": v.sample_rate,
+                    }
+                    for v in provider.voices
                 ]
                 for name, provider in state.providers.items()
             },
+        }
+    )
+
+
+async def list_models(request: Request) -> JSONResponse:
+    """The providers as "models": what each can do and its limits (never its URL or key)."""
+    state: ServerState = request.app.state.server
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "default": name == state.settings.provider,
+                    "capabilities": CAPABILITIES.get(name, {}),
+                    "formats": list(FORMATS),
+                    "languages": sorted({v.language for v in provider.voices}),
+                    "voices": len(provider.voices),
+                    "max_chars": provider.max_chars,
+                    "max_bytes": provider.max_bytes,
+                }
+                for name, provider in state.providers.items()
+            ],
         }
     )

@@ -1,9 +1,11 @@
-"""`GET /healthz`: liveness plus the counters an operator (or a test) needs to see leaks."""
+"""Operations: `GET /healthz` (alive, with the counters that show leaks), `GET /readyz`,
+`GET /metrics` (Prometheus text format)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import JSONResponse, Response
 
 from ..server_state import ServerState
 
@@ -20,3 +22,19 @@ async def healthz(request: Request) -> JSONResponse:
             },
         }
     )
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready: every provider loaded with at least one voice, and none with an open circuit breaker."""
+    state: ServerState = request.app.state.server
+    providers = {
+        name: {"voices": len(provider.voices), "breaker_open": bool(provider.stats().get("breaker_open"))}
+        for name, provider in state.providers.items()
+    }
+    ready = all(p["voices"] and not p["breaker_open"] for p in providers.values())
+    return JSONResponse({"ready": ready, "providers": providers}, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

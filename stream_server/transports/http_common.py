@@ -69,19 +69,11 @@ def options_for(state: ServerState, config: Config) -> StreamOptions:
         raise http_error(exc) from None
 
 
-def open_stream(state: ServerState, options: StreamOptions) -> tuple[StreamSession, Outbox[OutItem]]:
+def open_stream(state: ServerState, options: StreamOptions, transport: str) -> tuple[StreamSession, Outbox[OutItem]]:
     """A stream not tied to a connection; the caller drains the outbox and closes the session."""
-    session = StreamSession(
-        options,
-        state.providers[options.provider],
-        state.limits,
-        state.encode_executor,
-        uuid.uuid4().hex[:12],
-        fallbacks=state.fallbacks(options),
-    )
+    session = state.open_stream(options, transport, uuid.uuid4().hex[:12])
     outbox: Outbox[OutItem] = Outbox()
     outbox.attach(session.ring)
-    state.streams.add(session)
     return session, outbox
 
 
@@ -97,5 +89,4 @@ async def drain(session: StreamSession, outbox: Outbox[OutItem]) -> AsyncIterato
 
 
 async def close_stream(state: ServerState, session: StreamSession) -> None:
-    await session.aclose()
-    state.streams.discard(session)
+    await state.close_stream(session)

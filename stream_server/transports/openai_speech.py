@@ -54,7 +54,7 @@ async def speech(request: Request) -> Response:
         options = options_for(state, _config(state, body))
     except HttpError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    session, outbox = open_stream(state, options)
+    session, outbox = open_stream(state, options, "speech")
     session.push_text(body.input)
     session.end()
     log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)

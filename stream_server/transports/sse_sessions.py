@@ -146,7 +146,7 @@ class SseSession:
                 if not events:
                     if self.done and cursor >= self.log.last_id:
                         return
-                    if not await self._wait_for_events(keepalive_s):
+                    if not await self._wait_for_events(cursor, keepalive_s):
                         yield KEEPALIVE  # proxies and load balancers keep idle streams open
                     continue
                 for event in events:
@@ -160,10 +160,14 @@ class SseSession:
             self.readers -= 1
             self.last_active = time.monotonic()
 
-    async def _wait_for_events(self, timeout_s: float) -> bool:
+    async def _wait_for_events(self, cursor: int, timeout_s: float) -> bool:
+        """Until there is an event after `cursor` (or the end); False after `timeout_s` of nothing."""
         async with self.log.changed:
             try:
-                await asyncio.wait_for(self.log.changed.wait(), timeout_s)
+                # Checked under the lock: an event appended just before we wait is not missed.
+                await asyncio.wait_for(
+                    self.log.changed.wait_for(lambda: self.done or self.log.last_id > cursor), timeout_s
+                )
             except TimeoutError:
                 return False
         return True
@@ -203,7 +207,7 @@ class SseSessions:
 
     def create(self, config: Config) -> SseSession:
         options = options_for(self._state, config)
-        stream, outbox = open_stream(self._state, options)
+        stream, outbox = open_stream(self._state, options, "sse_session")
         session_id = uuid.uuid4().hex
         session = SseSession(session_id, stream, outbox, ready_message(options), self._state.settings.sse_resume_ms)
         self._sessions[session_id] = session

@@ -51,7 +51,7 @@ async def stream(request: Request) -> Response | DuplexEventStream:
         return error_response(error.status, error.code, error.message)
     except HttpError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    session, outbox = open_stream(state, options)
+    session, outbox = open_stream(state, options, "sse_stream")
     if text is not None:
         session.push_text(text)
         session.end()

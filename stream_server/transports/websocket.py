@@ -160,13 +160,10 @@ class _Connection:
     def _open_session(self, options: StreamOptions) -> None:
         state = self._state
         provider = state.providers[options.provider]
-        session = StreamSession(
-            options, provider, state.limits, state.encode_executor, self._id, fallbacks=state.fallbacks(options)
-        )
+        session = state.open_stream(options, "websocket", self._id)
         self._outbox.attach(session.ring)
         self._session = session
         self._pacer = Pacer(options.max_lead_ms)
-        state.streams.add(session)
         self._outbox.send_control(ready_message(options))
         log_event(
             logger,
@@ -180,8 +177,7 @@ class _Connection:
 
     async def _close_session(self) -> None:
         if self._session is not None:
-            await self._session.aclose()
-            self._state.streams.discard(self._session)
+            await self._state.close_stream(self._session)
 
     # -- sending -------------------------------------------------------------------------------
 

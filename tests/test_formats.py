@@ -98,7 +98,9 @@ async def test_the_server_lists_its_formats(format_server: RunningServer) -> Non
     assert [f["name"] for f in listed] == list(FORMATS)
     mulaw = next(f for f in listed if f["name"] == "mulaw")
     assert mulaw["sample_rates"] == [8000] and mulaw["container"] is None
-    assert voices["providers"]["tone"][0] == {"id": "beep", "sample_rate": 24000, "language": "en"}
+    assert voices["providers"]["tone"][0] == {
+        "id": "beep", "name": "beep", "language": "en", "gender": None, "sample_rate": 24000
+    }
 
 
 @pytest.mark.parametrize("name", list(FORMATS))

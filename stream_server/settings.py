@@ -257,6 +257,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         for name in self.fallback:
             if name not in self.providers:
                 raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
+        if any("=" not in pair for pair in self.speech_voice_map):
+            raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")
         if len(self.gemini_speakers) not in (0, 2) or any("=" not in pair for pair in self.gemini_speakers):
             raise ValueError("give exactly two Speaker=Voice pairs - at `$.gemini_speakers`")
         if self.provider not in self.providers:

@@ -243,3 +243,41 @@ async def test_unknown_and_expired_sessions_get_404(tone_server: RunningServer) 
         gone = await http.post(f"/v1/tts/sessions/{session}/text", json={"text": "hi"})
     assert gone.status_code == 404
     assert len(tone_server.state.streams) == 0
+
+
+async def test_a_refused_numbered_request_can_be_retried(tone_provider) -> None:
+    async with run_server(tone_settings(max_pending_chars=100), {"tone": tone_provider}) as server:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            session = await create(http)
+            url = f"/v1/tts/sessions/{session}/text"
+            refused = await http.post(url, json={"text": "x " * 80, "seq": 0})
+            assert refused.status_code == 413 and refused.json()["error"]["code"] == "pending_text_limit"
+            assert (await http.post(url, json={"text": "Short one.", "seq": 0, "end": True})).status_code == 200
+            async with http.stream("GET", f"/v1/tts/sessions/{session}/events") as response:
+                events = [e async for e in read_events(response.aiter_lines())]
+    assert [e.data["text"] for e in events if e.kind == "segment"] == ["Short one."]
+
+
+async def test_a_text_body_over_the_limit_ends_the_stream_with_an_error(tone_provider) -> None:
+    async with run_server(tone_settings(max_pending_chars=200, ring_ms=100), {"tone": tone_provider}) as server:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            body = ("word " * 100).encode()  # 500 characters, all before any synthesis can take them
+            async with http.stream(
+                "POST", "/v1/tts/stream", content=body, headers={"content-type": "text/plain"}
+            ) as response:
+                events = [e async for e in read_events(response.aiter_lines())]
+    errors = [e for e in events if e.kind == "error"]
+    assert [e.data["code"] for e in errors] == ["pending_text_limit"]
+    assert events[-1].kind == "done"
+
+
+async def test_sse_sessions_pace_when_asked(tone_server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        session = await create(http, max_lead_ms=200)
+        await http.post(f"/v1/tts/sessions/{session}/text", json={"text": "one two three four five six.", "end": True})
+        started = time.monotonic()
+        async with http.stream("GET", f"/v1/tts/sessions/{session}/events") as response:
+            events = [e async for e in read_events(response.aiter_lines())]
+        elapsed_ms = (time.monotonic() - started) * 1000
+    # 480 ms of audio with a 200 ms lead: no sooner than about 280 ms (a lower bound only).
+    assert elapsed_ms >= pcm_ms(events) - 200 - 40

@@ -27,7 +27,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..buffer import Outbox
+from ..buffer import Outbox, Pacer
 from ..logs import log_event
 from ..protocol import Cancelled, Config, ErrorCode, ProtocolError, Ready
 from ..protocol.sse import KEEPALIVE, SseEncoder, SseEvent
@@ -103,6 +103,7 @@ class SseSession:
         self.last_active = time.monotonic()
         self.readers = 0
         self.done = False
+        self._pacer = Pacer(stream.options.max_lead_ms)
         self._next_text_seq = 0
         self._pump = asyncio.create_task(self._run_pump(), name=f"sse-pump-{stream.stream_id}")
 
@@ -115,7 +116,6 @@ class SseSession:
                 raise HttpError(
                     409, "out_of_order", f"text request {request.seq} came before {self._next_text_seq}; resend that"
                 )
-            self._next_text_seq += 1
         try:
             if request.text:
                 self.stream.push_text(request.text)
@@ -124,11 +124,14 @@ class SseSession:
             if request.end:
                 self.stream.end()
         except ProtocolError as exc:
-            raise http_error(exc) from None
+            raise http_error(exc) from None  # refused: its number stays free for the corrected retry
+        if request.seq is not None:
+            self._next_text_seq += 1
 
     async def cancel(self) -> None:
         self.last_active = time.monotonic()
         await self.stream.cancel()
+        self._pacer.reset()
         self.outbox.send_control(Cancelled())
 
     async def events(self, last_event_id: int | None, keepalive_s: float) -> AsyncIterator[bytes]:
@@ -150,6 +153,10 @@ class SseSession:
                         yield KEEPALIVE  # proxies and load balancers keep idle streams open
                     continue
                 for event in events:
+                    if event.audio_ms:
+                        if delay := self._pacer.delay():
+                            await asyncio.sleep(delay)  # pacing to real time, as on the WebSocket
+                        self._pacer.sent(event.audio_ms)
                     yield event.encode()
                     cursor = event.id
                     self.last_active = time.monotonic()

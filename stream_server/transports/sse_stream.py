@@ -19,7 +19,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..logs import log_event
-from ..protocol import Config, ErrorCode, ProtocolError
+from ..buffer import Pacer
+from ..protocol import Config, Error, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
 from ..server_state import ServerState
 from ..session import StreamSession, config_from_query, ready_message
@@ -57,15 +58,24 @@ async def stream(request: Request) -> Response | DuplexEventStream:
         session.end()
 
     async def events() -> AsyncIterator[bytes]:
-        encoder = SseEncoder()
+        encoder, pacer = SseEncoder(), Pacer(options.max_lead_ms)
         yield encoder.event(ready_message(options)).encode()
         async for item in drain(session, outbox):
-            yield encoder.event(item).encode()
+            event = encoder.event(item)
+            if event.audio_ms:
+                if delay := pacer.delay():
+                    await asyncio.sleep(delay)  # pacing to real time, when the client asked for it
+                pacer.sent(event.audio_ms)
+            yield event.encode()
+
+    def refused(exc: ProtocolError) -> None:
+        # The body went past a limit: the client hears it in the stream, which ends there.
+        outbox.send_control(Error(code=exc.code, message=exc.message))
 
     async def closed() -> None:
         await close_stream(state, session)
 
-    return DuplexEventStream(events(), session if text is None else None, closed)
+    return DuplexEventStream(events(), session if text is None else None, closed, refused)
 
 
 class DuplexEventStream:
@@ -78,11 +88,16 @@ class DuplexEventStream:
     """
 
     def __init__(
-        self, events: AsyncIterator[bytes], fed: StreamSession | None, closed: Callable[[], Awaitable[None]]
+        self,
+        events: AsyncIterator[bytes],
+        fed: StreamSession | None,
+        closed: Callable[[], Awaitable[None]],
+        refused: Callable[[ProtocolError], None],
     ) -> None:
         self._events = events
         self._fed = fed
         self._closed = closed
+        self._refused = refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -121,6 +136,7 @@ class DuplexEventStream:
                     session.push_text(text)
             except ProtocolError as exc:
                 log_event(logger, "stream.body_refused", level=logging.WARNING, stream=session.stream_id, code=exc.code)
+                self._refused(exc)
                 last = True
             if last:
                 session.end()

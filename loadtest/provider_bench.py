@@ -1,9 +1,11 @@
 """Time to first audio through the server against a cloud provider's emulator.
 
 The OpenAI emulator answers after `--first-byte-ms` (150 ms, like a fast cloud service) and
-streams 24 kHz PCM. The figure that matters is what the server adds on top: TTFA through the
-server minus the emulator's own time to first byte, measured directly with httpx in the same run.
-Both run as separate processes on loopback; streams run 1 at a time and 50 at once.
+streams 24 kHz PCM. The figure that matters is what the server adds on top of the upstream: each
+stream's `done` message splits its time to first audio into `provider_ms` (until the provider's
+first audio arrived) and the rest, which is the server's own (`added`). The client-side TTFA and
+the emulator's own time to first byte (measured directly with httpx) are shown beside it. Server
+and emulator run as separate processes on loopback; streams run 1 at a time and 50 at once.
 
     python -m loadtest.provider_bench            # from the repository root
 """
@@ -72,8 +74,8 @@ async def direct_ttfb(base: str, key: str) -> float:
     raise RuntimeError("no audio")
 
 
-async def stream_ttfa(ws_url: str) -> float:
-    """Through the server: from the token completing the first sentence to the first audio frame."""
+async def stream_ttfa(ws_url: str) -> tuple[float, float]:
+    """Through the server: (client TTFA from the completing token to the first frame, server-added ms)."""
     async with connect(ws_url) as ws:
         await ws.recv()  # ready
         words = FIRST.split(" ")
@@ -85,12 +87,15 @@ async def stream_ttfa(ws_url: str) -> float:
         for token in REST:
             await ws.send(json.dumps({"type": "text", "text": token}))
         await ws.send(json.dumps({"type": "end"}))
+        done: dict = {}
         async for message in ws:
             if isinstance(message, bytes) and first is None:
                 first = (time.perf_counter() - start) * 1000
-        if first is None:
+            elif isinstance(message, str) and '"done"' in message:
+                done = json.loads(message)
+        if first is None or done.get("provider_ms") is None:
             raise RuntimeError("no audio")
-        return first
+        return first, done["ttfa_ms"] - done["provider_ms"]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -101,11 +106,13 @@ def summary(values: list[float]) -> dict[str, float]:
 
 async def measure(ws_url: str, base: str, key: str, concurrency: int, rounds: int) -> dict[str, dict[str, float]]:
     through: list[float] = []
+    added: list[float] = []
     direct: list[float] = []
     for _ in range(rounds):
-        through += await asyncio.gather(*(stream_ttfa(ws_url) for _ in range(concurrency)))
+        for ttfa, server_added in await asyncio.gather(*(stream_ttfa(ws_url) for _ in range(concurrency))):
+            through.append(ttfa)
+            added.append(server_added)
         direct += await asyncio.gather(*(direct_ttfb(base, key) for _ in range(concurrency)))
-    added = [t - statistics.median(direct) for t in through]
     return {"through_server": summary(through), "emulator_direct": summary(direct), "added": summary(added)}
 
 
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--first-byte-ms", type=float, default=150.0)
     parser.add_argument("--rounds", type=int, default=20, help="rounds per concurrency level")
+    parser.add_argument("--rtf", type=float, default=4.0, help="the emulator streams audio this many times real time")
     parser.add_argument("--concurrency", default="1,50")
     args = parser.parse_args(argv)
     key = "bench-key"
@@ -129,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         "STREAM_SERVER_MAX_LEAD_MS": "0",
         "STREAM_SERVER_LOG_LEVEL": "warning",
     }
-    results: dict[str, object] = {"command": sys.argv, "first_byte_ms": args.first_byte_ms, "cores": os.cpu_count()}
+    results: dict[str, object] = {
+        "command": sys.argv, "first_byte_ms": args.first_byte_ms, "rtf": args.rtf, "cores": os.cpu_count()
+    }
     with ExitStack() as stack:
         stack.enter_context(process([
             sys.executable, "-m", "loadtest.emulators", "openai", "--port", str(emulator_port),
-            "--api-key", key, "--first-byte-ms", str(args.first_byte_ms), "--rtf", "20",
+            "--api-key", key, "--first-byte-ms", str(args.first_byte_ms), "--rtf", str(args.rtf),
         ]))  # fmt: skip
         stack.enter_context(process([sys.executable, "-m", "stream_server", "--port", str(server_port)], env=env))
         wait_up(f"{base}/")

@@ -78,6 +78,11 @@ class AudioPipeline:
         self._shaper: SegmentShaper | None = None
         self._fed = 0
 
+    @property
+    def cheap(self) -> bool:
+        """Raw samples out (pcm, f32, G.711): quick enough to run on the event loop."""
+        return self._encoder.bytes_per_sample is not None
+
     def push(self, chunk: PcmChunk) -> list[EncodedFrame]:
         """Frames completed by this chunk; a remainder waits for more audio or `end_segment`."""
         if self._shaper is None or self._shaper.rate != chunk.sample_rate:

@@ -114,6 +114,9 @@ class Done(_ServerMessage, tag="done", kw_only=True):
     elapsed_ms: float
     ttfa_ms: float | None = None
     """Time to first audio: from the moment the first segment was complete to its first frame."""
+    provider_ms: float | None = None
+    """The part of `ttfa_ms` the provider took: to its first audio of that segment. The rest is
+    the server's own (encoding, buffering, sending)."""
 
 
 class Error(_ServerMessage, tag="error", kw_only=True):

@@ -105,21 +105,26 @@ class StreamStats:
     started_at: float = field(default_factory=time.perf_counter)
     first_segment_at: float | None = None
     first_audio_at: float | None = None
+    first_chunk_at: float | None = None
+    """When the provider's first audio arrived."""
     segments: int = 0
     audio_ms: float = 0.0
     text_chars: int = 0
     segments_synthesized: int = 0
 
     def done_message(self) -> Done:
-        ttfa = None
+        ttfa = provider = None
         if self.first_segment_at is not None and self.first_audio_at is not None:
             ttfa = round((self.first_audio_at - self.first_segment_at) * 1000.0, 3)
+            if self.first_chunk_at is not None:
+                provider = round((self.first_chunk_at - self.first_segment_at) * 1000.0, 3)
         return Done(
             segments=self.segments,
             audio_ms=round(self.audio_ms, 3),
             text_chars=self.text_chars,
             elapsed_ms=round((time.perf_counter() - self.started_at) * 1000.0, 3),
             ttfa_ms=ttfa,
+            provider_ms=provider,
         )
 
 
@@ -297,6 +302,7 @@ class StreamSession:
             on_segment_finished=self._segment_finished,
             stream_id=self.stream_id,
             metrics=self._metrics,
+            stats=self.stats,
         )
 
 
@@ -318,6 +324,31 @@ class _Job:
     started: bool = False
     """Its `segment` message is in the ring."""
     audio_ms: float = 0.0
+    held: PcmChunk | None = None
+    """A chunk taken from the queue but left for the next batch (another sample rate)."""
+
+    async def next_audio(self) -> tuple[PcmChunk | None, bool]:
+        """The next chunk joined with those already waiting behind it (same rate, up to a slice).
+
+        Providers that stream small pieces (40 ms over HTTP) would cost a pipeline call each;
+        under load they pile up, and one call for the lot keeps up. Nothing waits for more to
+        arrive. Returns the audio (or None) and whether the segment's end was reached.
+        """
+        first = self.held or await self.chunks.get()
+        self.held = None
+        if isinstance(first, _End):
+            return None, True
+        pieces, total = [first.samples], len(first.samples)
+        while total < first.sample_rate * ENCODE_SLICE_MS // 1000 and not self.chunks.empty():
+            following = self.chunks.get_nowait()
+            if isinstance(following, _End):
+                return _joined(pieces, first.sample_rate), True
+            if following.sample_rate != first.sample_rate:
+                self.held = following
+                break
+            pieces.append(following.samples)
+            total += len(following.samples)
+        return _joined(pieces, first.sample_rate), False
 
 
 class _Synthesis:
@@ -332,9 +363,11 @@ class _Synthesis:
         encode_executor: Executor,
         on_segment_finished: Callable[[Segment], None],
         stream_id: str,
+        stats: StreamStats,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics
+        self._stats = stats
         self._chain = chain
         self._audio = audio
         self._pauses = pauses
@@ -383,6 +416,8 @@ class _Synthesis:
                 # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
                 async with aclosing(provider.synthesize(job.segment.text, voice)) as chunks:
                     async for chunk in chunks:
+                        if self._stats.first_chunk_at is None:
+                            self._stats.first_chunk_at = time.perf_counter()
                         await job.chunks.put(_checked(chunk))
                         produced = True
                 if self._metrics is not None:
@@ -440,9 +475,13 @@ class _Synthesis:
     async def _emit_job(self, job: _Job) -> None:
         if pause := self._pauses.before(job.segment):
             await self._put_frames(job, await self._encode(self._audio.pause, pause))
-        while not isinstance(chunk := await job.chunks.get(), _End):
-            for piece in _slices(chunk):
-                await self._put_frames(job, await self._encode(self._audio.push, piece))
+        while True:
+            chunk, ended = await job.next_audio()
+            if chunk is not None:
+                for piece in _slices(chunk):
+                    await self._put_frames(job, await self._encode(self._audio.push, piece))
+            if ended:
+                break
         frames = await self._encode(self._audio.end_segment, self._pauses.after(job.segment))
         await self._put_frames(job, frames)
         if job.error is None:
@@ -462,8 +501,11 @@ class _Synthesis:
         self._on_segment_finished(job.segment)
 
     async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
-        # Encoding and resampling are CPU work: off the event loop. One stream's steps run one
-        # after another, so the pipeline's state is never touched by two threads at once.
+        if self._audio.cheap:
+            # Raw samples cost tens of microseconds a slice: less than the hop to a thread.
+            return step(*args)
+        # Real encoding is CPU work: off the event loop. One stream's steps run one after
+        # another, so the pipeline's state is never touched by two threads at once.
         return await asyncio.get_running_loop().run_in_executor(self._encode_executor, step, *args)
 
     async def _put_frames(self, job: _Job | None, frames: list[EncodedFrame]) -> None:
@@ -475,6 +517,10 @@ class _Synthesis:
             await self._ring.put(frame, frame.duration_ms)
             if job is not None:
                 job.audio_ms += frame.duration_ms
+
+
+def _joined(pieces: list[np.ndarray], rate: int) -> PcmChunk:
+    return PcmChunk(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), rate)
 
 
 def _checked(chunk: PcmChunk) -> PcmChunk:

@@ -43,6 +43,26 @@ class Transcript:
         return groups
 
 
+@dataclass
+class ProviderRun:
+    """What a client saw of a stream against a provider emulator, and what the emulator got."""
+
+    transcript: Transcript
+    requests: list[dict[str, Any]]
+
+    def events(self) -> list[tuple[str, int | None]]:
+        return [(m["type"], m.get("seq")) for m in self.transcript.messages() if m["type"] not in ("ready", "done")]
+
+    def message(self, kind: str) -> dict[str, Any]:
+        (found,) = self.transcript.messages(kind)
+        return found
+
+    def segment_audio(self) -> dict[str, np.ndarray]:
+        """Each segment's text and its decoded audio (the client asks for pcm at 24 kHz)."""
+        texts = {m["seq"]: m["text"] for m in self.transcript.messages("segment")}
+        return {texts[seq]: pcm_samples(frames) for seq, frames in self.transcript.frames_by_segment().items()}
+
+
 async def send(ws: ClientConnection, **message: Any) -> None:
     await ws.send(json.dumps(message))
 

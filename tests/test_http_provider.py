@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-import httpx
 import numpy as np
 import pytest
 from starlette.applications import Starlette

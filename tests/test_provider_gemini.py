@@ -22,7 +22,7 @@ from stream_server.providers.tone import ToneProvider
 from stream_server.settings import Settings
 
 from .conftest import run_asgi, run_server, tone_settings
-from .helpers import Transcript, pcm_samples, receive, receive_all, rms, send
+from .helpers import ProviderRun, receive, receive_all, rms, send
 
 KEY = "AIzaSy-emulated-0123456789abcdefXYZ"
 RATE = 24000
@@ -34,22 +34,7 @@ TWO_SEGMENTS = [("segment", 0), ("segment_end", 0), ("segment", 1), ("segment_en
 
 
 @dataclass
-class Run:
-    transcript: Transcript
-    requests: list[dict[str, Any]]
-
-    def events(self) -> list[tuple[str, int | None]]:
-        return [(m["type"], m.get("seq")) for m in self.transcript.messages() if m["type"] not in ("ready", "done")]
-
-    def message(self, kind: str) -> dict[str, Any]:
-        (found,) = self.transcript.messages(kind)
-        return found
-
-    def segment_audio(self) -> dict[str, np.ndarray]:
-        """Each segment's text and its decoded audio (the client asks for pcm at 24 kHz)."""
-        texts = {m["seq"]: m["text"] for m in self.transcript.messages("segment")}
-        return {texts[seq]: pcm_samples(frames) for seq, frames in self.transcript.frames_by_segment().items()}
-
+class Run(ProviderRun):
     def audio_ms(self) -> list[float]:
         return [m["audio_ms"] for m in self.transcript.messages("segment_end")]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ from stream_server.providers.tone import ToneProvider
 from stream_server.settings import Settings
 
 from .conftest import run_asgi, run_server, tone_settings
-from .helpers import Transcript, pcm_samples, receive, receive_all, rms, send
+from .helpers import ProviderRun, receive, receive_all, rms, send
 
 KEY = "sk-proj-emulated-0123456789abcdefXYZ"
 RATE = 24000
@@ -30,22 +29,7 @@ FRAME_MS = 20
 TWO_SENTENCES = "Hello there my friend. How are you today?"
 
 
-@dataclass
-class Run:
-    transcript: Transcript
-    requests: list[dict[str, Any]]
-
-    def events(self) -> list[tuple[str, int | None]]:
-        return [(m["type"], m.get("seq")) for m in self.transcript.messages() if m["type"] not in ("ready", "done")]
-
-    def message(self, kind: str) -> dict[str, Any]:
-        (found,) = self.transcript.messages(kind)
-        return found
-
-    def segment_audio(self) -> dict[str, np.ndarray]:
-        """Each segment's text and its decoded audio (the client asks for pcm at 24 kHz)."""
-        texts = {m["seq"]: m["text"] for m in self.transcript.messages("segment")}
-        return {texts[seq]: pcm_samples(frames) for seq, frames in self.transcript.frames_by_segment().items()}
+Run = ProviderRun
 
 
 def settings_for(url: str, fallback: tuple[str, ...] = (), **overrides: Any) -> Settings:

@@ -31,7 +31,7 @@ from stream_server.providers.ttsai import (
 from stream_server.settings import Settings
 
 from .conftest import run_asgi, run_server, tone_settings
-from .helpers import Transcript, pcm_samples, receive, receive_all, rms, send
+from .helpers import ProviderRun, receive, receive_all, rms, send
 
 KEY = "sk-tts-emulated-0123456789abcdefXYZ"
 RATE = 24000
@@ -42,22 +42,8 @@ POLL = "/v1/speech/results/"
 
 
 @dataclass
-class Run:
-    transcript: Transcript
-    requests: list[dict[str, Any]]
+class Run(ProviderRun):
     ready: dict[str, Any]
-
-    def events(self) -> list[tuple[str, int | None]]:
-        return [(m["type"], m.get("seq")) for m in self.transcript.messages() if m["type"] not in ("ready", "done")]
-
-    def message(self, kind: str) -> dict[str, Any]:
-        (found,) = self.transcript.messages(kind)
-        return found
-
-    def segment_audio(self) -> dict[str, np.ndarray]:
-        """Each segment's text and its decoded audio (pcm at the voice's 24 kHz)."""
-        texts = {m["seq"]: m["text"] for m in self.transcript.messages("segment")}
-        return {texts[seq]: pcm_samples(frames) for seq, frames in self.transcript.frames_by_segment().items()}
 
     def paths(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]

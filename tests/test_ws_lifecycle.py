@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -21,7 +20,6 @@ from .helpers import (
     send,
     wait_for,
 )
-from .test_ws_stream import expected_segment_ms
 
 STREAM_TASK_PREFIXES = ("produce-", "emit-", "synth-", "send-")
 

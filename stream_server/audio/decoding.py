@@ -82,7 +82,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, cast
 
 import av
 import numpy as np
@@ -397,7 +397,7 @@ class _Id3Skipper:
 
 
 def _pcm_codec(codec_name: str, sample_rate: int, layout: av.AudioLayout | str) -> _Codec:
-    context = av.CodecContext.create(codec_name, "r")
+    context = cast(av.AudioCodecContext, av.CodecContext.create(codec_name, "r"))
     context.sample_rate = sample_rate
     context.layout = layout
     return _Codec(context)
@@ -636,7 +636,7 @@ class _ParsedDecoder(_Decoder):
                 continue
         else:
             raise DecodeError(f"this FFmpeg build has no {fmt} decoder")
-        self._codec = _Codec(context)
+        self._codec = _Codec(cast(av.AudioCodecContext, context))
         self._id3 = _Id3Skipper()
         self._window = _Window()
         self._packets = 0
@@ -1004,7 +1004,7 @@ class _OggStream:
                 context.extradata = self._headers[0]
             else:
                 context.extradata = _xiph_lacing(self._headers)
-            self.codec = _Codec(context)
+            self.codec = _Codec(cast(av.AudioCodecContext, context))
 
     def decode(self, packet: bytes) -> list[tuple[np.ndarray, int]]:
         assert self.codec is not None

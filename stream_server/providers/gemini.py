@@ -349,18 +349,8 @@ class GeminiProvider(HttpProvider):
         if not settings.gemini_api_key:
             raise ValueError("gemini needs an API key - at `$.gemini_api_key`")
         base_url = settings.gemini_base_url.rstrip("/").removesuffix("/v1beta")
-        http = HttpSettings(
-            base_url=base_url,
-            api_key=settings.gemini_api_key,
-            model=settings.gemini_model.removeprefix("models/"),
-            voice=settings.gemini_voice,
-            connect_timeout_s=settings.http_connect_timeout_s,
-            first_byte_timeout_s=settings.gemini_timeout_s,
-            read_timeout_s=settings.http_read_timeout_s,
-            max_concurrency=settings.gemini_concurrency,
-            max_retries=settings.http_retries,
-            breaker_failures=settings.breaker_failures,
-            breaker_cooldown_s=settings.breaker_cooldown_s,
+        http = HttpSettings.for_provider(
+            settings, "gemini", base_url=base_url, model=settings.gemini_model.removeprefix("models/")
         )
         config = GeminiConfig(
             auth=resolve_auth(settings.gemini_auth, base_url),

@@ -16,11 +16,15 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..logs import log_event
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+
+if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
+    from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,25 @@ class HttpSettings:
     breaker_failures: int = 5
     """Consecutive failed segments that open the breaker."""
     breaker_cooldown_s: float = 30.0
+
+    @classmethod
+    def for_provider(cls, settings: Settings, name: str, **overrides: Any) -> HttpSettings:
+        """From the server settings: `<name>_base_url`, `_api_key`, `_model`, `_voice`,
+        `_timeout_s` (to first audio), `_concurrency`, and the shared `http_*`/`breaker_*`."""
+        own = {field: getattr(settings, f"{name}_{field}") for field in ("base_url", "api_key", "model", "voice")}
+        return cls(
+            **{
+                **own,
+                "connect_timeout_s": settings.http_connect_timeout_s,
+                "first_byte_timeout_s": getattr(settings, f"{name}_timeout_s"),
+                "read_timeout_s": settings.http_read_timeout_s,
+                "max_concurrency": getattr(settings, f"{name}_concurrency"),
+                "max_retries": settings.http_retries,
+                "breaker_failures": settings.breaker_failures,
+                "breaker_cooldown_s": settings.breaker_cooldown_s,
+                **overrides,
+            }
+        )
 
 
 class CircuitBreaker:

@@ -63,19 +63,7 @@ class OpenAIProvider(HttpProvider):
 
     @classmethod
     def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> OpenAIProvider:
-        http = HttpSettings(
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key,
-            model=settings.openai_model,
-            voice=settings.openai_voice,
-            connect_timeout_s=settings.http_connect_timeout_s,
-            first_byte_timeout_s=settings.openai_timeout_s,
-            read_timeout_s=settings.http_read_timeout_s,
-            max_concurrency=settings.openai_concurrency,
-            max_retries=settings.http_retries,
-            breaker_failures=settings.breaker_failures,
-            breaker_cooldown_s=settings.breaker_cooldown_s,
-        )
+        http = HttpSettings.for_provider(settings, "openai")
         return cls(
             http,
             response_format=settings.openai_response_format,

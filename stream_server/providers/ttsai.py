@@ -86,19 +86,7 @@ class TTSAIProvider(HttpProvider):
     def from_settings(
         cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, max_chars: int | None = None
     ) -> TTSAIProvider:
-        http = HttpSettings(
-            base_url=settings.ttsai_base_url,
-            api_key=settings.ttsai_api_key,
-            model=settings.ttsai_model,
-            voice=settings.ttsai_voice,
-            connect_timeout_s=settings.http_connect_timeout_s,
-            first_byte_timeout_s=settings.ttsai_timeout_s,
-            read_timeout_s=settings.http_read_timeout_s,
-            max_concurrency=settings.ttsai_concurrency,
-            max_retries=settings.http_retries,
-            breaker_failures=settings.breaker_failures,
-            breaker_cooldown_s=settings.breaker_cooldown_s,
-        )
+        http = HttpSettings.for_provider(settings, "ttsai")
         return cls(
             http,
             mode=settings.ttsai_mode,

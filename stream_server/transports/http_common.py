@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..audio import EncodedFrame
 from ..buffer import Outbox
-from ..protocol import Config, Done, ErrorCode, ProtocolError
+from ..protocol import Config, ErrorCode, ProtocolError, ServerMessage
 from ..server_state import ServerState
 from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolve_options
 
@@ -77,14 +78,14 @@ def open_stream(state: ServerState, options: StreamOptions, transport: str) -> t
     return session, outbox
 
 
-async def drain(session: StreamSession, outbox: Outbox[OutItem]) -> AsyncIterator[OutItem | Done]:
+async def drain(session: StreamSession, outbox: Outbox[OutItem]) -> AsyncIterator[EncodedFrame | ServerMessage]:
     """Everything the stream sends, in order, ending with its `Done` (counted as it is taken)."""
     while True:
         item = await outbox.get()
         if item is STREAM_DONE:
             yield session.stats.done_message()
             return
-        yield item
+        yield cast(EncodedFrame | ServerMessage, item)
         session.note_sent(item)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Literal
 
 import msgspec
@@ -110,6 +110,6 @@ def _config(state: ServerState, body: SpeechRequest) -> Config:
     )
 
 
-def _sse(data: dict[str, object]) -> bytes:
+def _sse(data: Mapping[str, object]) -> bytes:
     return b"data: " + msgspec.json.encode(data) + b"\n\n"
 

@@ -7,10 +7,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .providers import Provider, VoiceOptions
 from .audio.pipeline import EncoderSettings
-from .metrics import Metrics
 from .audio.seams import SeamSettings
+from .metrics import Metrics
+from .providers import Provider, VoiceOptions
 from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
 from .settings import Settings

@@ -19,7 +19,7 @@ from stream_server.providers.base import PcmChunk, VoiceOptions
 from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server, tone_settings
-from .helpers import rms
+from .helpers import rms, wait_for
 
 TEXT = "Hello there, this is the first sentence. And here is a second one!"
 TONE_MS = tone.expected_duration_ms("Hello there, this is the first sentence.") + tone.expected_duration_ms(
@@ -136,3 +136,21 @@ async def test_a_provider_name_as_model_and_its_voice(tone_server: RunningServer
         response = await http.post("/v1/audio/speech", json=body)
     assert response.status_code == 200
     assert len(response.content) / 48 == pytest.approx(tone.expected_duration_ms("Beep beep."), abs=3)
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+async def test_a_client_that_drops_the_request_leaves_no_stream(tone_server: RunningServer, stream_format: str) -> None:
+    body = json.dumps(
+        {"model": "tone", "voice": "beep", "input": "Hello there friend. " * 150, "response_format": "wav",
+         "stream_format": stream_format}
+    ).encode()  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", tone_server.port)
+    writer.write(
+        b"POST /v1/audio/speech HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    await writer.drain()
+    assert (await reader.read(4096)).startswith(b"HTTP/1.1 200")
+    writer.transport.abort()  # gone mid-answer
+    await wait_for(lambda: not tone_server.state.streams)
+    assert tone_server.state.metrics.active_streams.labels("speech")._value.get() == 0

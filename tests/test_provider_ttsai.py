@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from loadtest.emulators.common import EmulatorOptions, Fault, encode, expected_ms, speech
 from loadtest.emulators.ttsai import create_app, spoken_text
 from stream_server.providers.base import Provider, ProviderError, VoiceOptions
-from stream_server.providers.http import HttpSettings
+from stream_server.providers.http import HttpSettings, SseEvent, SseParser
 from stream_server.providers.tone import ToneProvider, expected_duration_ms
 from stream_server.providers.ttsai import (
     FREE_MAX_CHARS,
@@ -25,8 +25,6 @@ from stream_server.providers.ttsai import (
     TTSAIProvider,
     _interpret,
     _RequestBudget,
-    _SseEvent,
-    _SseParser,
 )
 from stream_server.settings import Settings
 
@@ -392,15 +390,15 @@ async def test_a_failed_job_is_reported_with_the_services_reason() -> None:
 # -- the event stream's unconfirmed format -----------------------------------------------------------
 
 
-def events_of(raw: str) -> list[_SseEvent]:
-    parser = _SseParser()
+def events_of(raw: str) -> list[SseEvent]:
+    parser = SseParser()
     found = [event for line in raw.split("\n") if (event := parser.line(line)) is not None]
     return found + ([last] if (last := parser.end()) else [])
 
 
 def test_sse_framing() -> None:
     raw = ': keep-alive\nevent: audio\ndata: {"a":\ndata: 1}\nid: 7\n\ndata: [DONE]'
-    assert events_of(raw) == [_SseEvent("audio", '{"a":\n1}'), _SseEvent("message", "[DONE]")]
+    assert events_of(raw) == [SseEvent("audio", '{"a":\n1}'), SseEvent("message", "[DONE]")]
 
 
 def test_audio_events_are_read_tolerantly() -> None:
@@ -412,27 +410,27 @@ def test_audio_events_are_read_tolerantly() -> None:
         f'{{"audio_base64": "{b64}", "mime_type": "audio/L16;rate=16000"}}',
         f'{{"audio": "data:audio/wav;base64,{b64}"}}',
     ):
-        piece = _interpret(_SseEvent("message", body), "ttsai")
+        piece = _interpret(SseEvent("message", body), "ttsai")
         assert piece is not None and piece.data == pcm, body
-    labelled = _interpret(_SseEvent("message", f'{{"chunk": 1, "data": "{b64}", "sample_rate": 22050}}'), "ttsai")
+    labelled = _interpret(SseEvent("message", f'{{"chunk": 1, "data": "{b64}", "sample_rate": 22050}}'), "ttsai")
     assert labelled is not None and labelled.rate == 22050 and labelled.fmt is None
     for end in ("[DONE]", '{"type": "done"}', '{"done": true}', '{"type": "speech.audio.done", "usage": {}}'):
-        assert _interpret(_SseEvent("message", end), "ttsai") is None, end
-    assert _interpret(_SseEvent("done", ""), "ttsai") is None
-    progress = _interpret(_SseEvent("message", '{"status": "processing"}'), "ttsai")
+        assert _interpret(SseEvent("message", end), "ttsai") is None, end
+    assert _interpret(SseEvent("done", ""), "ttsai") is None
+    progress = _interpret(SseEvent("message", '{"status": "processing"}'), "ttsai")
     assert progress is not None and progress.data == b""
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        _SseEvent("error", '{"error": "GPU busy"}'),
-        _SseEvent("message", '{"error": {"message": "GPU busy"}}'),
-        _SseEvent("message", '{"type": "error", "message": "GPU busy"}'),
-        _SseEvent("message", '{"status": "failed", "error": "GPU busy"}'),
+        SseEvent("error", '{"error": "GPU busy"}'),
+        SseEvent("message", '{"error": {"message": "GPU busy"}}'),
+        SseEvent("message", '{"type": "error", "message": "GPU busy"}'),
+        SseEvent("message", '{"status": "failed", "error": "GPU busy"}'),
     ],
 )
-def test_error_events_are_provider_errors(event: _SseEvent) -> None:
+def test_error_events_are_provider_errors(event: SseEvent) -> None:
     with pytest.raises(ProviderError) as raised:
         _interpret(event, "ttsai")
     assert raised.value.code == "provider_bad_response" and "GPU busy" in str(raised.value)
@@ -441,7 +439,7 @@ def test_error_events_are_provider_errors(event: _SseEvent) -> None:
 @pytest.mark.parametrize("data", ['{"surprise": 1}', "[1, 2]", "not json", '{"audio": "***"}'])
 def test_anything_else_is_a_bad_response(data: str) -> None:
     with pytest.raises(ProviderError) as raised:
-        _interpret(_SseEvent("message", data), "ttsai")
+        _interpret(SseEvent("message", data), "ttsai")
     assert raised.value.code == "provider_bad_response"
 
 

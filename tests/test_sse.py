@@ -281,3 +281,14 @@ async def test_sse_sessions_pace_when_asked(tone_server: RunningServer) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
     # 480 ms of audio with a 200 ms lead: no sooner than about 280 ms (a lower bound only).
     assert elapsed_ms >= pcm_ms(events) - 200 - 40
+
+
+async def test_a_malformed_last_event_id_is_ignored(tone_server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        session = await create(http)
+        await http.post(f"/v1/tts/sessions/{session}/text", json={"text": "Hi there.", "end": True})
+        headers = {"Last-Event-ID": "²".encode("latin-1")}  # a Unicode digit int() refuses
+        async with http.stream("GET", f"/v1/tts/sessions/{session}/events", headers=headers) as response:
+            assert response.status_code == 200
+            events = [e async for e in read_events(response.aiter_lines())]
+    assert events[0].kind == "ready" and events[-1].kind == "done"

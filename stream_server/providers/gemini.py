@@ -35,7 +35,17 @@ import msgspec
 
 from ..audio.decoding import DecodeError, StreamingDecoder, decoder_for_mime
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
-from .http import AUTH, BAD_RESPONSE, RATE_LIMITED, REJECTED, UNAVAILABLE, HttpProvider, HttpSettings, raise_for_status
+from .http import (
+    AUTH,
+    BAD_RESPONSE,
+    RATE_LIMITED,
+    REJECTED,
+    UNAVAILABLE,
+    HttpProvider,
+    HttpSettings,
+    raise_for_status,
+    sse_events,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -294,21 +304,12 @@ def _decode_json(data: bytes | str, name: str) -> Any:
 async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:
     """The JSON objects of an SSE body, each as soon as its event is complete.
 
-    Per the SSE rules, the `data:` lines of one event are joined and a blank line ends it; an
-    event left incomplete at the end of the body is dropped (the caller sees no finishReason).
+    An event left without its blank line at the end of the body is taken too; a stream cut
+    short still shows as one without its finishReason.
     """
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line.strip():
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload.strip() != "[DONE]":  # some relays end OpenAI-style
-                    yield _decode_json(payload, name)
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value.removeprefix(" "))
-        # `event:`, `id:`, `retry:` and `:` comments carry nothing Gemini uses.
+    async for event in sse_events(response):
+        if event.data and event.data.strip() != "[DONE]":  # some relays end OpenAI-style
+            yield _decode_json(event.data, name)
 
 
 async def _json_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:

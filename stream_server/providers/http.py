@@ -13,7 +13,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -193,6 +193,51 @@ def _short_reason(response: httpx.Response) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     return str(message or response.reason_phrase or "error")[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    event: str
+    data: str
+
+
+class SseParser:
+    """The text/event-stream framing: `event:` and `data:` lines, a blank line ends an event."""
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def line(self, line: str) -> SseEvent | None:
+        if not line:
+            return self.end()
+        if line.startswith(":"):
+            return None  # a comment: keep-alive
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._event = value
+        elif field == "data":
+            self._data.append(value)
+        return None  # id:, retry: and unknown fields do not matter here
+
+    def end(self) -> SseEvent | None:
+        """The event in progress, if any (at a blank line, or when the stream ends without one)."""
+        event, data = self._event, self._data
+        self._event, self._data = "", []
+        if not data and not event:
+            return None
+        return SseEvent(event or "message", "\n".join(data))
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """The events of a `text/event-stream` body as they complete (one left open at the end too)."""
+    parser = SseParser()
+    async for line in response.aiter_lines():
+        if (event := parser.line(line)) is not None:
+            yield event
+    if (event := parser.end()) is not None:
+        yield event
 
 
 class HttpProvider:

@@ -21,7 +21,7 @@ import httpx
 
 from ..audio.decoding import DecodeError, StreamingDecoder, open_decoder
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
-from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, raise_for_status
+from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, raise_for_status, sse_events
 
 if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
     from ..settings import Settings
@@ -184,20 +184,14 @@ async def _sse_audio(response: httpx.Response, name: str) -> AsyncGenerator[byte
 
 
 async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects of the `data:` fields, one per event (multi-line data joined, per the SSE spec)."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:
-            payload, data = "\n".join(data), []
-            if payload.strip() == "[DONE]":  # some relays end every stream this way
-                yield {"type": "speech.audio.done"}
-                return
-            yield _json_event(payload, name)
-        # `event:`, `id:`, `retry:` and `:` comments carry nothing needed here.
-    if data:  # the last event without its blank line
-        yield _json_event("\n".join(data), name)
+    """JSON objects of the events' `data:` fields, one per event."""
+    async for event in sse_events(response):
+        if not event.data:
+            continue  # an `event:` line alone carries nothing here
+        if event.data.strip() == "[DONE]":  # some relays end every stream this way
+            yield {"type": "speech.audio.done"}
+            return
+        yield _json_event(event.data, name)
 
 
 def _json_event(payload: str, name: str) -> dict[str, Any]:

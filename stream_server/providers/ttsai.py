@@ -30,7 +30,7 @@ import httpx
 from ..audio.decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
 from ..logs import log_event
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
-from .http import BAD_RESPONSE, HttpProvider, HttpSettings, _reset_in, raise_for_status
+from .http import BAD_RESPONSE, HttpProvider, HttpSettings, SseEvent, SseParser, _reset_in, raise_for_status
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -142,7 +142,7 @@ class TTSAIProvider(HttpProvider):
         ) as response:
             await self._checked(response)
             audio = _AudioAssembler(self.name)
-            events = _SseParser()
+            events = SseParser()
             async for line in response.aiter_lines():
                 event = events.line(line)
                 if event is None:
@@ -347,48 +347,13 @@ class _RequestBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class _SseEvent:
-    event: str
-    data: str
-
-
-class _SseParser:
-    """The text/event-stream framing: `event:` and `data:` lines, a blank line ends an event."""
-
-    def __init__(self) -> None:
-        self._event = ""
-        self._data: list[str] = []
-
-    def line(self, line: str) -> _SseEvent | None:
-        if not line:
-            return self.end()
-        if line.startswith(":"):
-            return None  # a comment: keep-alive
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        return None  # id:, retry: and unknown fields do not matter here
-
-    def end(self) -> _SseEvent | None:
-        """The event in progress, if any (at a blank line, or when the stream ends without one)."""
-        event, data = self._event, self._data
-        self._event, self._data = "", []
-        if not data and not event:
-            return None
-        return _SseEvent(event or "message", "\n".join(data))
-
-
-@dataclass(frozen=True, slots=True)
 class _AudioPiece:
     data: bytes
     fmt: str | None  # a MIME type or a format name, if the event said
     rate: int | None
 
 
-def _interpret(event: _SseEvent, name: str) -> _AudioPiece | None:
+def _interpret(event: SseEvent, name: str) -> _AudioPiece | None:
     """One event: audio, None for the end of the stream, or a ProviderError.
 
     UNCONFIRMED FORMAT: TTS.ai does not document the events. Accepted: JSON objects whose audio is

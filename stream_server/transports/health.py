@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..server_state import ServerState

@@ -3,21 +3,27 @@ whole output an HTTP response carries."""
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, cast
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from ..audio import EncodedFrame
 from ..buffer import Outbox
+from ..logs import log_event
 from ..protocol import Config, ErrorCode, ProtocolError, ServerMessage
 from ..server_state import ServerState
 from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolve_options
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Errors that are the client's: which HTTP status each protocol code gets.
 _STATUS = {
@@ -91,3 +97,76 @@ async def drain(session: StreamSession, outbox: Outbox[OutItem]) -> AsyncIterato
 
 async def close_stream(state: ServerState, session: StreamSession) -> None:
     await state.close_stream(session)
+
+
+class StreamBody:
+    """A streamed response that always closes its stream, and may still read its request body.
+
+    Starlette's StreamingResponse reads the request's messages itself to notice a disconnect
+    (which would swallow a body still arriving), and cancels the body generator in a way that can
+    skip its clean-up. Here one task owns the receiving side: it pushes the body's text when the
+    text is the body (`fed`), then watches for the disconnect, which stops the sending side; and
+    `closed` runs in any case.
+    """
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        media_type: str,
+        closed: Callable[[], Awaitable[None]],
+        *,
+        fed: StreamSession | None = None,
+        refused: Callable[[ProtocolError], None] | None = None,
+    ) -> None:
+        self._body = body
+        self._media_type = media_type
+        self._closed = closed
+        self._fed = fed
+        self._refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            headers = [(b"content-type", self._media_type.encode()), (b"cache-control", b"no-cache")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            sender = asyncio.create_task(self._send(send))
+            listener = asyncio.create_task(self._listen(receive, sender))
+            try:
+                await sender
+            except asyncio.CancelledError:
+                if not sender.cancelled():
+                    raise  # we were cancelled ourselves, not by a disconnect
+            except OSError:
+                pass  # the client went away mid-write
+            finally:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+        finally:
+            await self._closed()
+
+    async def _send(self, send: Send) -> None:
+        async for chunk in self._body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _listen(self, receive: Receive, sender: asyncio.Task[None]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        session = self._fed
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                sender.cancel()  # the client went away: stop the stream now
+                return
+            if session is None or session.ended:
+                continue
+            last = not message.get("more_body", False)
+            try:
+                # UTF-8 split across two chunks is put back together by the incremental decoder.
+                if text := decoder.decode(message.get("body", b""), final=last):
+                    session.push_text(text)
+            except ProtocolError as exc:
+                log_event(logger, "stream.body_refused", level=logging.WARNING, stream=session.stream_id, code=exc.code)
+                if self._refused is not None:
+                    self._refused(exc)
+                last = True
+            if last:
+                session.end()

@@ -16,13 +16,22 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ..audio import EncodedFrame
 from ..logs import log_event
 from ..protocol import Config, Done, Error
 from ..server_state import ServerState
-from .http_common import HttpError, close_stream, drain, error_response, open_stream, options_for, read_body
+from .http_common import (
+    HttpError,
+    StreamBody,
+    close_stream,
+    drain,
+    error_response,
+    open_stream,
+    options_for,
+    read_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +56,7 @@ class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream_format: Literal["audio", "sse"] = "audio"
 
 
-async def speech(request: Request) -> Response:
+async def speech(request: Request) -> Response | StreamBody:
     state: ServerState = request.app.state.server
     try:
         body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
@@ -60,36 +69,33 @@ async def speech(request: Request) -> Response:
     log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)
 
     async def audio() -> AsyncIterator[bytes]:
-        try:
-            async for item in drain(session, outbox):
-                if isinstance(item, EncodedFrame):
-                    yield item.data
-                elif isinstance(item, Error):
-                    # The status line is long gone: the stream ends short, and the log says why.
-                    log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=session.stream_id, code=item.code)
-        finally:
-            await close_stream(state, session)
+        async for item in drain(session, outbox):
+            if isinstance(item, EncodedFrame):
+                yield item.data
+            elif isinstance(item, Error):
+                # The status line is long gone: the stream ends short, and the log says why.
+                log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=session.stream_id, code=item.code)
 
     async def events() -> AsyncIterator[bytes]:
-        try:
-            async for item in drain(session, outbox):
-                if isinstance(item, EncodedFrame):
-                    delta = {"type": "speech.audio.delta", "audio": base64.b64encode(item.data).decode()}
-                    yield _sse(delta)
-                elif isinstance(item, Error):
-                    yield _sse({"type": "error", "error": {"code": item.code, "message": item.message}})
-                elif isinstance(item, Done):
-                    words = len(body.input.split())
-                    # No tokenizer here: "tokens" are the input's words and the audio's 20 ms frames.
-                    frames = round(item.audio_ms / 20)
-                    usage = {"input_tokens": words, "output_tokens": frames, "total_tokens": words + frames}
-                    yield _sse({"type": "speech.audio.done", "usage": usage})
-        finally:
-            await close_stream(state, session)
+        async for item in drain(session, outbox):
+            if isinstance(item, EncodedFrame):
+                delta = {"type": "speech.audio.delta", "audio": base64.b64encode(item.data).decode()}
+                yield _sse(delta)
+            elif isinstance(item, Error):
+                yield _sse({"type": "error", "error": {"code": item.code, "message": item.message}})
+            elif isinstance(item, Done):
+                words = len(body.input.split())
+                # No tokenizer here: "tokens" are the input's words and the audio's 20 ms frames.
+                frames = round(item.audio_ms / 20)
+                usage = {"input_tokens": words, "output_tokens": frames, "total_tokens": words + frames}
+                yield _sse({"type": "speech.audio.done", "usage": usage})
+
+    async def closed() -> None:
+        await close_stream(state, session)
 
     if body.stream_format == "sse":
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    return StreamingResponse(audio(), media_type=options.format.mime)
+        return StreamBody(events(), "text/event-stream", closed)
+    return StreamBody(audio(), options.format.mime, closed)
 
 
 def _config(state: ServerState, body: SpeechRequest) -> Config:

@@ -286,7 +286,8 @@ async def session_events(request: Request) -> Response:
     except HttpError as exc:
         return error_response(exc.status, exc.code, exc.message)
     header = request.headers.get("last-event-id")
-    last_id = int(header) if header and header.isdigit() else None
+    # isascii: str.isdigit also takes digits like '²' that int() refuses.
+    last_id = int(header) if header and header.isascii() and header.isdigit() else None
     return StreamingResponse(
         session.events(last_id, state.settings.sse_keepalive_s),
         media_type="text/event-stream",

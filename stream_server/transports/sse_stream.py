@@ -8,23 +8,30 @@ the query string. The events are those of an SSE session (see sse_sessions.py), 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
-from ..logs import log_event
 from ..buffer import Pacer
 from ..protocol import Config, Error, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
 from ..server_state import ServerState
-from ..session import StreamSession, config_from_query, ready_message
-from .http_common import HttpError, close_stream, drain, error_response, http_error, open_stream, options_for, read_body
+from ..session import config_from_query, ready_message
+from .http_common import (
+    HttpError,
+    StreamBody,
+    close_stream,
+    drain,
+    error_response,
+    http_error,
+    open_stream,
+    options_for,
+    read_body,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +41,7 @@ class StreamText(msgspec.Struct):
     text: str
 
 
-async def stream(request: Request) -> Response | DuplexEventStream:
+async def stream(request: Request) -> Response | StreamBody:
     state: ServerState = request.app.state.server
     plain = request.headers.get("content-type", "").startswith("text/plain")
     try:
@@ -75,71 +82,7 @@ async def stream(request: Request) -> Response | DuplexEventStream:
     async def closed() -> None:
         await close_stream(state, session)
 
-    return DuplexEventStream(events(), session if text is None else None, closed, refused)
-
-
-class DuplexEventStream:
-    """An event stream that may still be reading its request body while it answers.
-
-    Starlette's StreamingResponse reads the request's messages itself to notice a disconnect,
-    which would swallow a body that arrives while the events stream out. Here one task owns the
-    receiving side: it pushes the body's text (when the text is the body) and then watches for
-    the disconnect, which stops the sending side.
-    """
-
-    def __init__(
-        self,
-        events: AsyncIterator[bytes],
-        fed: StreamSession | None,
-        closed: Callable[[], Awaitable[None]],
-        refused: Callable[[ProtocolError], None],
-    ) -> None:
-        self._events = events
-        self._fed = fed
-        self._closed = closed
-        self._refused = refused
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        sender = asyncio.create_task(self._send(send))
-        listener = asyncio.create_task(self._listen(receive, sender))
-        try:
-            await sender
-        except asyncio.CancelledError:
-            if not sender.cancelled():
-                raise  # we were cancelled ourselves, not by a disconnect
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
-            await self._closed()
-
-    async def _send(self, send: Send) -> None:
-        async for event in self._events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _listen(self, receive: Receive, sender: asyncio.Task[None]) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        session = self._fed
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                sender.cancel()  # the client went away: stop the stream now
-                return
-            if session is None or session.ended:
-                continue
-            last = not message.get("more_body", False)
-            try:
-                # UTF-8 split across two chunks is put back together by the incremental decoder.
-                if text := decoder.decode(message.get("body", b""), final=last):
-                    session.push_text(text)
-            except ProtocolError as exc:
-                log_event(logger, "stream.body_refused", level=logging.WARNING, stream=session.stream_id, code=exc.code)
-                self._refused(exc)
-                last = True
-            if last:
-                session.end()
+    return StreamBody(events(), "text/event-stream; charset=utf-8", closed, fed=session if text is None else None, refused=refused)
 
 
 def _convert(fields: dict[str, object], kind: type[T]) -> T:

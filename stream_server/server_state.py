@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from .audio.pipeline import EncoderSettings
 from .audio.seams import SeamSettings
 from .metrics import Metrics
+from .protocol import ErrorCode, ProtocolError
 from .providers import Provider, VoiceOptions
 from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
@@ -31,7 +32,13 @@ class ServerState:
     def open_stream(
         self, options: StreamOptions, transport: str, stream_id: str
     ) -> StreamSession:
-        """A new stream of `transport` (websocket, sse, speech...), counted until `close_stream`."""
+        """A new stream of `transport` (websocket, sse, speech...), counted until `close_stream`.
+
+        Raises `ProtocolError(server_busy)` when `--max-streams` are open: every stream holds
+        buffers and tasks, so their number is what bounds the server's memory.
+        """
+        if len(self.streams) >= self.settings.max_streams:
+            raise ProtocolError(ErrorCode.SERVER_BUSY, f"{len(self.streams)} streams are open; try again later")
         session = StreamSession(
             options,
             self.providers[options.provider],

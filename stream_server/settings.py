@@ -84,6 +84,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         int,
         Meta(ge=100, le=60_000, description="Per-stream buffer of encoded audio, in ms of audio."),
     ] = 2000
+    max_streams: Annotated[
+        int,
+        Meta(ge=1, le=100_000, description="Streams open at once over every transport; more get server_busy."),
+    ] = 200
     lookahead_segments: Annotated[
         int,
         Meta(ge=0, le=8, description="Segments synthesized ahead of the one being sent."),

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from .conftest import RunningServer, run_server, tone_settings
-from .helpers import receive, receive_all, send
+from .helpers import receive, receive_all, send, wait_for
 
 
 async def assert_still_usable(ws, ready: dict) -> None:
@@ -157,3 +157,23 @@ async def test_a_refused_first_config_can_be_corrected(tone_server: RunningServe
         await send(ws, type="config", voice="low")
         ready = await receive(ws)
         assert (ready["type"], ready["voice"]) == ("ready", "low")
+
+
+async def test_a_full_server_says_busy_and_the_open_stream_goes_on(tone_provider) -> None:
+    import httpx
+
+    async with run_server(tone_settings(max_streams=1), {"tone": tone_provider}) as server:
+        async with connect(server.ws_url) as first:
+            ready = await receive(first)
+            async with connect(server.ws_url) as second:
+                error = await receive(second)
+                with pytest.raises(ConnectionClosed):
+                    await second.recv()
+            assert error["code"] == "server_busy" and second.close_code == 1013
+            async with httpx.AsyncClient(base_url=server.http_url) as http:
+                busy = await http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "a", "input": "Hi."})
+            assert busy.status_code == 503 and busy.json()["error"]["code"] == "server_busy"
+            await assert_still_usable(first, ready)
+        await wait_for(lambda: not server.state.streams)  # the first stream has been cleaned up
+        async with connect(server.ws_url) as again:  # and its slot is free again
+            assert (await receive(again))["type"] == "ready"

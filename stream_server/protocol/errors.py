@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     PROVIDER_FALLBACK = "provider_fallback"
     """A `warning`: the stream's provider failed on a segment before any audio, and the next
     provider of the fallback chain synthesized it."""
+    SERVER_BUSY = "server_busy"
+    """`--max-streams` streams are open already: try again later (WebSocket close 1013, HTTP 503)."""
     RESUME_UNAVAILABLE = "resume_unavailable"
     """SSE: the events after the client's `Last-Event-ID` are no longer kept; it continues live."""
     INTERNAL_ERROR = "internal_error"

@@ -36,6 +36,7 @@ _STATUS = {
     ErrorCode.BAD_FRAME_MS: 400,
     ErrorCode.PENDING_TEXT_LIMIT: 413,
     ErrorCode.STREAM_ENDED: 409,
+    ErrorCode.SERVER_BUSY: 503,
 }
 
 
@@ -78,7 +79,10 @@ def options_for(state: ServerState, config: Config) -> StreamOptions:
 
 def open_stream(state: ServerState, options: StreamOptions, transport: str) -> tuple[StreamSession, Outbox[OutItem]]:
     """A stream not tied to a connection; the caller drains the outbox and closes the session."""
-    session = state.open_stream(options, transport, uuid.uuid4().hex[:12])
+    try:
+        session = state.open_stream(options, transport, uuid.uuid4().hex[:12])
+    except ProtocolError as exc:
+        raise http_error(exc) from None
     outbox: Outbox[OutItem] = Outbox()
     outbox.attach(session.ring)
     return session, outbox

@@ -61,9 +61,9 @@ async def speech(request: Request) -> Response | StreamBody:
     try:
         body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
         options = options_for(state, _config(state, body))
+        session, outbox = open_stream(state, options, "speech")
     except HttpError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    session, outbox = open_stream(state, options, "speech")
     session.push_text(body.input)
     session.end()
     log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)

@@ -54,12 +54,12 @@ async def stream(request: Request) -> Response | StreamBody:
             config = _convert({**fields, "type": "config"}, Config)
         # An HTTP client takes the events as fast as they come, unless it asks for pacing.
         options = options_for(state, msgspec.structs.replace(config, max_lead_ms=config.max_lead_ms or 0))
+        session, outbox = open_stream(state, options, "sse_stream")
     except ProtocolError as exc:
         error = http_error(exc)
         return error_response(error.status, error.code, error.message)
     except HttpError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    session, outbox = open_stream(state, options, "sse_stream")
     if text is not None:
         session.push_text(text)
         session.end()

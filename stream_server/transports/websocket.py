@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +79,13 @@ class _Connection:
         try:
             self._query = config_from_query(self._ws.query_params)
             options = resolve_options(self._query, self._state.settings, self._state.providers)
+            self._open_session(options)
         except ProtocolError as exc:
-            # Nothing usable was asked for; say why and close rather than guess.
+            # Nothing usable was asked for, or the server is full: say why and close.
+            close = CLOSE_TRY_AGAIN if exc.code == ErrorCode.SERVER_BUSY else CLOSE_POLICY
             await self._ws.send_text(encode_server_message(Error(code=exc.code, message=exc.message)))
-            await self._ws.close(CLOSE_POLICY, exc.code)
+            await self._ws.close(close, exc.code)
             return
-        self._open_session(options)
         sender = asyncio.create_task(self._send_loop(), name=f"send-{self._id}")
         try:
             await self._receive_loop()

@@ -151,7 +151,13 @@ class _Connection:
         options = resolve_options(requested, self._state.settings, self._state.providers)
         # Nothing was streamed yet: replace the session made from the URL's parameters.
         await self._close_session()
-        self._open_session(options)
+        try:
+            self._open_session(options)
+        except ProtocolError as exc:
+            # Another connection took the freed slot meanwhile: this one cannot go on.
+            self._reply_error(exc.code, exc.message)
+            self._outbox.send_control(_Close(CLOSE_TRY_AGAIN, exc.code))
+            self._closing = True
 
     def _reply_error(self, code: ErrorCode, message: str) -> None:
         log_event(logger, "stream.client_error", stream=self._id, code=code)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import msgspec
 
 from ..audio.decoding import DecodeError, StreamingDecoder, decoder_for_mime
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
@@ -43,6 +42,7 @@ from .http import (
     UNAVAILABLE,
     HttpProvider,
     HttpSettings,
+    decode_json,
     raise_for_status,
     sse_events,
 )
@@ -294,13 +294,6 @@ def _raise_embedded_error(event: dict[str, Any], name: str) -> None:
     raise ProviderError(f"{name} failed mid-answer ({label})", code=UNAVAILABLE, retryable=True)
 
 
-def _decode_json(data: bytes | str, name: str) -> Any:
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        raise ProviderError(f"{name} sent an answer that is not JSON", code=BAD_RESPONSE) from None
-
-
 async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:
     """The JSON objects of an SSE body, each as soon as its event is complete.
 
@@ -309,12 +302,12 @@ async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[Any]
     """
     async for event in sse_events(response):
         if event.data and event.data.strip() != "[DONE]":  # some relays end OpenAI-style
-            yield _decode_json(event.data, name)
+            yield decode_json(event.data, name)
 
 
 async def _json_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:
     """A whole JSON answer: one object, or a list of them (streamGenerateContent without SSE)."""
-    body = _decode_json(await response.aread(), name)
+    body = decode_json(await response.aread(), name)
     for event in body if isinstance(body, list) else [body]:
         yield event
 

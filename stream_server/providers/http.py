@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 
 from ..logs import log_event
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
@@ -228,6 +229,22 @@ class SseParser:
         if not data and not event:
             return None
         return SseEvent(event or "message", "\n".join(data))
+
+
+def decode_json(data: bytes | str, name: str) -> Any:
+    """An upstream's JSON (a body or one event); anything else is its bad response."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        raise ProviderError(f"{name} sent an answer that is not JSON", code=BAD_RESPONSE) from None
+
+
+def json_object(data: bytes | str, name: str) -> dict[str, Any]:
+    """`decode_json`, where only a JSON object makes sense."""
+    value = decode_json(data, name)
+    if not isinstance(value, dict):
+        raise ProviderError(f"{name} sent an answer that is not a JSON object", code=BAD_RESPONSE)
+    return value
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
@@ -21,7 +20,7 @@ import httpx
 
 from ..audio.decoding import DecodeError, StreamingDecoder, open_decoder
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
-from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, raise_for_status, sse_events
+from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, json_object, raise_for_status, sse_events
 
 if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
     from ..settings import Settings
@@ -191,17 +190,7 @@ async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[dict
         if event.data.strip() == "[DONE]":  # some relays end every stream this way
             yield {"type": "speech.audio.done"}
             return
-        yield _json_event(event.data, name)
-
-
-def _json_event(payload: str, name: str) -> dict[str, Any]:
-    try:
-        event = json.loads(payload)
-    except ValueError:
-        raise ProviderError(f"{name} sent an SSE event that is not JSON", code=BAD_RESPONSE) from None
-    if not isinstance(event, dict):
-        raise ProviderError(f"{name} sent an SSE event that is not an object", code=BAD_RESPONSE)
-    return event
+        yield json_object(event.data, name)
 
 
 def _b64(audio: object, name: str) -> bytes:

@@ -30,7 +30,16 @@ import httpx
 from ..audio.decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
 from ..logs import log_event
 from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
-from .http import BAD_RESPONSE, HttpProvider, HttpSettings, SseEvent, SseParser, _reset_in, raise_for_status
+from .http import (
+    BAD_RESPONSE,
+    HttpProvider,
+    HttpSettings,
+    SseEvent,
+    SseParser,
+    _reset_in,
+    json_object,
+    raise_for_status,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -368,12 +377,7 @@ def _interpret(event: SseEvent, name: str) -> _AudioPiece | None:
         raise _stream_error(name, _error_message(data))
     if data == "[DONE]" or (kind in _DONE_WORDS and not data):
         return None
-    try:
-        body = json.loads(data)
-    except ValueError:
-        raise ProviderError(f"{name} sent a stream event that is not JSON", code=BAD_RESPONSE) from None
-    if not isinstance(body, dict):
-        raise ProviderError(f"{name} sent an unexpected stream event", code=BAD_RESPONSE)
+    body = json_object(data, name)
     kind = str(body.get("type") or body.get("event") or kind).lower()
     status = str(body.get("status", "")).lower()
     if body.get("error") or kind == "error" or status in ("failed", "error"):

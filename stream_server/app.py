@@ -32,6 +32,7 @@ from .transports.sse_sessions import (
     session_text,
 )
 from .transports.sse_stream import stream
+from .transports.web import web_routes
 from .transports.websocket import stream_endpoint
 
 
@@ -85,6 +86,7 @@ def create_app(
             Route("/v1/tts/sessions/{session_id}/events", session_events, methods=["GET"]),
             Route("/v1/tts/sessions/{session_id}", delete_session, methods=["DELETE"]),
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
+            *web_routes(settings),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _json_http_error},

@@ -166,6 +166,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     cors_origins: Annotated[
         tuple[str, ...], Meta(description="Origins allowed to call the HTTP API from a browser (* for any).")
     ] = ()
+    web_dir: Annotated[
+        str | None,
+        Meta(description="Folder of the browser demo served at / (default: the source tree's clients/web; empty: off)."),
+    ] = None
 
     # -- cloud providers (loaded when named in --providers) -------------------------------------
     openai_base_url: Annotated[

@@ -16,6 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from .protocol import Config
 from .providers import Provider, build_providers
+from .security.access import Access
+from .security.guard import Guard
 from .server_state import ServerState
 from .session import resolve_options
 from .settings import Settings
@@ -32,6 +34,7 @@ from .transports.sse_sessions import (
     session_text,
 )
 from .transports.sse_stream import stream
+from .transports.tokens import mint_token
 from .transports.web import web_routes
 from .transports.websocket import stream_endpoint
 
@@ -49,20 +52,27 @@ def create_app(
 ) -> Starlette:
     """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share."""
 
+    # The keys file is read now: a bad one stops the server before it listens.
+    access = Access.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = owns_providers or providers is None
         loaded = dict(providers) if providers is not None else await asyncio.to_thread(build_providers, settings)
         check_stream_defaults(settings, loaded)
-        state = ServerState(settings=settings, providers=loaded)
+        state = ServerState(settings=settings, providers=loaded, access=access)
         app.state.server = state
         app.state.sse_sessions = sessions = SseSessions(state)
-        reaper = asyncio.create_task(expire_forever(sessions, min(5.0, settings.sse_idle_s / 4)))
+        sweeps = [
+            asyncio.create_task(expire_forever(sessions, min(5.0, settings.sse_idle_s / 4))),
+            asyncio.create_task(enforce_timeouts_forever(state, min(1.0, settings.idle_timeout_s / 4))),
+        ]
         try:
             yield
         finally:
-            reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            for sweep in sweeps:
+                sweep.cancel()
+            await asyncio.gather(*sweeps, return_exceptions=True)
             await sessions.aclose()
             for session in list(state.streams):
                 await session.aclose()
@@ -79,6 +89,7 @@ def create_app(
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/formats", list_formats, methods=["GET"]),
             Route("/v1/voices", list_voices, methods=["GET"]),
+            Route("/v1/tokens", mint_token, methods=["POST"]),
             Route("/v1/audio/speech", speech, methods=["POST"]),
             Route("/v1/tts/stream", stream, methods=["POST"]),
             Route("/v1/tts/sessions", create_session, methods=["POST"]),
@@ -90,7 +101,7 @@ def create_app(
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _json_http_error},
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, access),
     )
 
 
@@ -101,14 +112,21 @@ async def _json_http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
-def _middleware(settings: Settings) -> list[Middleware]:
-    if not settings.cors_origins:
-        return []
-    return [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type", "Last-Event-ID", "Authorization"],
-        )
-    ]
+def _middleware(settings: Settings, access: Access) -> list[Middleware]:
+    # Outermost first: CORS answers preflights and adds its headers to the guard's refusals too.
+    guard = Middleware(Guard, access=access, allowed_origins=settings.allowed_origins)
+    if not settings.allowed_origins:
+        return [guard]
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins),
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Content-Type", "Last-Event-ID", "Authorization"],
+    )
+    return [cors, guard]
+
+
+async def enforce_timeouts_forever(state: ServerState, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)  # a periodic sweep, not a race fix
+        await state.enforce_timeouts()

@@ -7,6 +7,7 @@ that carries text is logged at DEBUG level only.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -14,6 +15,8 @@ import msgspec
 # A log line must never be lost to a value msgspec cannot encode: such values are shown by repr.
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# uvicorn logs request paths with their query: a browser token (`?token=`) must not reach a log.
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]+")
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +34,7 @@ class JsonFormatter(logging.Formatter):
             entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return _encoder.encode(entry).decode("utf-8", "replace")
+        return _TOKEN_IN_QUERY.sub(r"\1***", _encoder.encode(entry).decode("utf-8", "replace"))
 
 
 def configure_logging(level: str) -> dict[str, Any]:

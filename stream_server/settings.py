@@ -9,6 +9,7 @@ that names the option, instead of failing on the first request.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -163,9 +164,47 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     sse_keepalive_s: Annotated[
         float, Meta(gt=0, le=3600, description="SSE: a keep-alive comment after this long without an event.")
     ] = 15.0
-    cors_origins: Annotated[
-        tuple[str, ...], Meta(description="Origins allowed to call the HTTP API from a browser (* for any).")
+
+    # -- access: keys, browsers, limits, shutdown (docs/security.md) ------------------------------
+    api_keys: Annotated[
+        tuple[str, ...],
+        Meta(description="API keys clients send as 'Authorization: Bearer KEY' (comma-separated; never logged)."),
     ] = ()
+    api_keys_file: Annotated[
+        str | None,
+        Meta(description="File of hashed keys, a 'name sha256:HEX [limit=N...]' line each (python -m stream_server.security hash-key)."),
+    ] = None
+    insecure_no_auth: Annotated[
+        bool, Meta(description="Serve without keys on a non-loopback address (anyone who reaches the port spends your credits).")
+    ] = False
+    allowed_origins: Annotated[
+        tuple[str, ...],
+        Meta(description="Browser origins besides the server's own that may use the API and WebSockets (* for any); also CORS."),
+    ] = ()
+    token_ttl_s: Annotated[
+        int, Meta(ge=1, le=300, description="Lifetime of a browser token from POST /v1/tokens.")
+    ] = 120
+    key_max_streams: Annotated[
+        int, Meta(ge=0, le=100_000, description="Streams one key may have open at once (0: no limit).")
+    ] = 20
+    key_streams_per_minute: Annotated[
+        int, Meta(ge=0, le=1_000_000, description="New streams (and tokens) per key per minute (0: no limit).")
+    ] = 120
+    key_chars_per_minute: Annotated[
+        int, Meta(ge=0, le=100_000_000, description="Characters of text per key per minute (0: no limit).")
+    ] = 60_000
+    max_connections: Annotated[
+        int, Meta(ge=1, le=1_000_000, description="Open HTTP requests and WebSockets at once (health endpoints excepted).")
+    ] = 1000
+    idle_timeout_s: Annotated[
+        float, Meta(gt=0, le=86_400, description="A stream waiting for text with nothing to send is closed after this long.")
+    ] = 30.0
+    max_stream_s: Annotated[
+        float, Meta(gt=0, le=604_800, description="The longest a stream may stay open.")
+    ] = 3600.0
+    shutdown_grace_s: Annotated[
+        float, Meta(ge=0, le=3600, description="On SIGTERM: how long running streams get to finish before they are closed.")
+    ] = 30.0
     web_dir: Annotated[
         str | None,
         Meta(description="Folder of the browser demo served at / (default: the source tree's clients/web; empty: off)."),
@@ -255,7 +294,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     def __repr__(self) -> str:
         # Settings may be printed or logged: keys are shown as set or not, never their value.
         fields = ", ".join(
-            f"{name}={'***' if name.endswith('_api_key') and value else value!r}"
+            f"{name}={'***' if (name.endswith('_api_key') or name == 'api_keys') and value else value!r}"
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({fields})"
@@ -269,6 +308,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
             raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")
         if len(self.gemini_speakers) not in (0, 2) or any("=" not in pair for pair in self.gemini_speakers):
             raise ValueError("give exactly two Speaker=Voice pairs - at `$.gemini_speakers`")
+        if not (self.api_keys or self.api_keys_file or self.insecure_no_auth or is_loopback(self.host)):
+            raise ValueError(
+                f"no API keys are configured, and {self.host!r} is not a loopback address: anyone who reaches "
+                "the port could use the server (and its cloud credits). Set --api-keys or --api-keys-file, "
+                "or pass --insecure-no-auth to serve openly anyway - at `$.insecure_no_auth`"
+            )
         if self.provider not in self.providers:
             raise ValueError(
                 f"the default provider {self.provider!r} is not loaded (providers: "
@@ -282,6 +327,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         problem = fmt.frame_ms_error(rate, self.frame_ms)
         if problem:
             raise ValueError(f"{problem} - at `$.frame_ms`")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(ValueError):
@@ -313,6 +367,13 @@ def _is_sequence(field: msgspec.structs.FieldInfo) -> bool:
     return isinstance(info, msgspec.inspect.VarTupleType)
 
 
+def _is_bool(field: msgspec.structs.FieldInfo) -> bool:
+    info = msgspec.inspect.type_info(field.type)
+    if isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return isinstance(info, msgspec.inspect.BoolType)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stream_server",
@@ -325,11 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
         default = field.default
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = "none" if shown in (None, "") else shown
+        flag = _is_bool(field)
         parser.add_argument(
             option_name(field.name),
             dest=field.name,
             metavar=field.name.upper(),
             action="append" if _is_sequence(field) else "store",
+            # A bool option alone means true (--insecure-no-auth); an explicit value still works.
+            nargs="?" if flag else None,
+            const="true" if flag else None,
             default=None,
             help=f"{_description(field)} [env {env_name(field.name)}; default: {shown}]",
         )

@@ -62,7 +62,7 @@ async def test_unknown_paths_and_methods_answer_json(tone_server: RunningServer)
 
 
 async def test_cors_for_configured_origins(tone_provider) -> None:
-    settings = tone_settings(cors_origins=("https://app.example",))
+    settings = tone_settings(allowed_origins=("https://app.example",))
     async with run_server(settings, {"tone": tone_provider}) as server:
         async with httpx.AsyncClient(base_url=server.http_url) as http:
             allowed = await http.options(

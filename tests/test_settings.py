@@ -43,7 +43,9 @@ def test_environment_sets_values_converted_to_their_types() -> None:
         STREAM_SERVER_RING_MS="500",
         STREAM_SERVER_LOG_LEVEL="debug",
         STREAM_SERVER_SAMPLE_RATE="16000",
+        STREAM_SERVER_API_KEYS="k1,k2",
     )
+    assert settings.api_keys == ("k1", "k2")
     assert settings.port == 9001
     assert settings.host == "0.0.0.0"
     assert settings.ring_ms == 500
@@ -182,3 +184,20 @@ def test_list_settings_split_on_commas_on_the_command_line_too() -> None:
     settings = load_settings(["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"], {})
     assert settings.providers == ("tone", "piper")
     assert settings.piper_voices == ("a.onnx", "b.onnx", "c.onnx")
+
+
+def test_a_public_address_without_keys_is_refused_unless_insecure_is_explicit() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load("--host", "0.0.0.0")
+    assert "--insecure-no-auth" in str(refused.value) and "loopback" in str(refused.value)
+    # A bare flag means true; the explicit value form works too.
+    assert load("--host", "0.0.0.0", "--insecure-no-auth").insecure_no_auth is True
+    assert load("--host", "192.0.2.7", "--insecure-no-auth", "true").host == "192.0.2.7"
+    assert load("--host", "0.0.0.0", "--api-keys-file", "/etc/keys").api_keys_file == "/etc/keys"
+    for loopback in ("127.0.0.1", "127.8.9.10", "::1", "localhost"):
+        assert load("--host", loopback).host == loopback
+
+
+def test_api_keys_never_appear_in_the_settings_repr() -> None:
+    settings = load("--api-keys", "sk-secret-one,sk-secret-two")
+    assert "sk-secret" not in repr(settings) and "api_keys='***'" in repr(settings)

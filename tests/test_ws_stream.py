@@ -59,6 +59,8 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "boundary_timeout_ms": 150,
         "max_segment_chars": 300,
         "max_lead_ms": 0,
+        "idle_timeout_s": 30.0,
+        "max_stream_s": 3600.0,
     }
 
 

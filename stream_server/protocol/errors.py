@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -38,6 +39,22 @@ class ErrorCode(StrEnum):
     provider of the fallback chain synthesized it."""
     SERVER_BUSY = "server_busy"
     """`--max-streams` streams are open already: try again later (WebSocket close 1013, HTTP 503)."""
+    UNAUTHORIZED = "unauthorized"
+    """No API key or token, or one the server does not know (HTTP 401; WebSocket handshake 401)."""
+    FORBIDDEN_ORIGIN = "forbidden_origin"
+    """A browser page from an origin outside `--allowed-origins` (HTTP 403; WebSocket handshake 403)."""
+    RATE_LIMITED = "rate_limited"
+    """The key used up its characters or new streams per minute; `retry_after_ms` says when to
+    retry (HTTP 429 with Retry-After). On a WebSocket the refused text is dropped and the stream goes on."""
+    TOO_MANY_STREAMS = "too_many_streams"
+    """The key has `--key-max-streams` streams open already (HTTP 429, WebSocket close 1013)."""
+    IDLE_TIMEOUT = "idle_timeout"
+    """The stream waited `idle_timeout_s` (announced in `ready`) for text with nothing to send; it is closed."""
+    STREAM_TOO_LONG = "stream_too_long"
+    """The stream was open for `--max-stream-s`; it is closed."""
+    SHUTTING_DOWN = "shutting_down"
+    """The server is shutting down: new streams are refused (HTTP 503), running ones that outlast the
+    grace period are closed (WebSocket close 1001)."""
     RESUME_UNAVAILABLE = "resume_unavailable"
     """SSE: the events after the client's `Last-Event-ID` are no longer kept; it continues live."""
     INTERNAL_ERROR = "internal_error"
@@ -46,7 +63,13 @@ class ErrorCode(StrEnum):
 class ProtocolError(Exception):
     """A client mistake that is answered with an `error` message; the connection stays usable."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
+        """When the refused request may succeed again (rate limits)."""
+
+    @property
+    def retry_after_ms(self) -> int | None:
+        return None if self.retry_after_s is None else max(1, math.ceil(self.retry_after_s * 1000))

@@ -85,6 +85,10 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     max_segment_chars: int
     max_lead_ms: int
     max_segment_bytes: int | None = None
+    idle_timeout_s: float | None = None
+    """The stream is closed (`error` `idle_timeout`) after this long waiting for text with nothing to send."""
+    max_stream_s: float | None = None
+    """The longest a stream may stay open (`error` `stream_too_long`)."""
 
 
 class SegmentStart(_ServerMessage, tag="segment"):
@@ -123,6 +127,8 @@ class Error(_ServerMessage, tag="error", kw_only=True):
     code: str
     message: str
     seq: int | None = None
+    retry_after_ms: int | None = None
+    """Rate limits: when the refused request may succeed."""
 
 
 class Warning(_ServerMessage, tag="warning", kw_only=True):  # noqa: A001 - the protocol's name

@@ -33,6 +33,8 @@ class StreamOptions:
     max_segment_bytes: int | None = None
     max_lead_ms: int = 1500
     channels: int = 1
+    idle_timeout_s: float = 30.0
+    max_stream_s: float = 3600.0
 
 
 def config_from_query(params: Mapping[str, str]) -> Config:
@@ -105,6 +107,8 @@ def resolve_options(
         max_segment_chars=min(settings.max_segment_chars, provider.max_chars or settings.max_segment_chars),
         max_segment_bytes=provider.max_bytes,
         max_lead_ms=_first_given(requested.max_lead_ms, settings.max_lead_ms),
+        idle_timeout_s=settings.idle_timeout_s,
+        max_stream_s=settings.max_stream_s,
     )
 
 
@@ -125,6 +129,8 @@ def ready_message(options: StreamOptions) -> Ready:
         max_segment_chars=options.max_segment_chars,
         max_lead_ms=options.max_lead_ms,
         max_segment_bytes=options.max_segment_bytes,
+        idle_timeout_s=options.idle_timeout_s,
+        max_stream_s=options.max_stream_s,
     )
 
 

@@ -138,8 +138,10 @@ class StreamSession:
         stream_id: str = "",
         fallbacks: Sequence[tuple[Provider, VoiceOptions]] = (),
         metrics: Metrics | None = None,
+        charge: Callable[[int], None] | None = None,
     ) -> None:
         self.options = options
+        self._charge = charge
         self._fallbacks = list(fallbacks)
         self._metrics = metrics
         self.stream_id = stream_id
@@ -161,6 +163,7 @@ class StreamSession:
         self._next_seq = 0
         self._queued_chars = 0
         self._ended = False
+        self._last_activity = time.monotonic()
         self._synthesis = self._new_synthesis()
 
     # -- input, called by the transport ------------------------------------------------------
@@ -174,7 +177,20 @@ class StreamSession:
         """Text accepted but not yet synthesized: still in the segmenter or queued as segments."""
         return self._segmenter.pending_chars + self._queued_chars
 
+    def idle_s(self, now: float) -> float:
+        """How long the stream has been waiting for text with nothing to do (0 when busy).
+
+        Busy: text queued for synthesis, or audio waiting to be sent; after `end` the stream
+        finishes by itself. Text held back for a sentence end counts as waiting.
+        """
+        if self._ended or self._queued_chars or len(self.ring):
+            return 0.0
+        return now - self._last_activity
+
     def push_text(self, text: str) -> None:
+        """Raises `ProtocolError` (stream_ended, pending_text_limit, or the client's
+        `rate_limited` from `charge`); refused text changes nothing."""
+        self._last_activity = time.monotonic()
         self._require_open()
         if self.pending_chars + len(text) > self._limits.max_pending_chars:
             raise ProtocolError(
@@ -182,12 +198,15 @@ class StreamSession:
                 f"the stream already holds {self.pending_chars} characters not yet synthesized "
                 f"(limit {self._limits.max_pending_chars}); this text was dropped",
             )
+        if self._charge is not None:
+            self._charge(len(text))
         self.stats.text_chars += len(text)
         self._paragraphs.feed(text)
         self._enqueue(self._segmenter.push(text))
         self._arm_boundary_timer()
 
     def flush(self) -> None:
+        self._last_activity = time.monotonic()
         self._require_open()
         self._enqueue(self._segmenter.flush())
         self._disarm_boundary_timer()
@@ -216,6 +235,7 @@ class StreamSession:
         When this returns, nothing produced before the cancel is left anywhere it could be sent
         from. After `end`, the stream still finishes with `done`.
         """
+        self._last_activity = time.monotonic()
         if self._metrics is not None:
             self._metrics.cancels.inc()
         self._disarm_boundary_timer()
@@ -242,6 +262,7 @@ class StreamSession:
 
     def note_sent(self, item: OutItem) -> None:
         """The transport has sent `item` to the client."""
+        self._last_activity = time.monotonic()
         if isinstance(item, EncodedFrame):
             if self.stats.first_audio_at is None:
                 self.stats.first_audio_at = time.perf_counter()

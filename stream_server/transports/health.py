@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +19,10 @@ async def healthz(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "streams": len(state.streams),
+            # For leak checks (loadtest/soak.py): both return to their baseline once streams end.
+            # `tasks` includes the task answering this request.
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
             "providers": {
                 name: {"voices": [v.id for v in provider.voices], **provider.stats()}
                 for name, provider in state.providers.items()
@@ -31,8 +38,9 @@ async def readyz(request: Request) -> JSONResponse:
         name: {"voices": len(provider.voices), "breaker_open": bool(provider.stats().get("breaker_open"))}
         for name, provider in state.providers.items()
     }
-    ready = all(p["voices"] and not p["breaker_open"] for p in providers.values())
-    return JSONResponse({"ready": ready, "providers": providers}, status_code=200 if ready else 503)
+    ready = not state.draining and all(p["voices"] and not p["breaker_open"] for p in providers.values())
+    body = {"ready": ready, "draining": state.draining, "providers": providers}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

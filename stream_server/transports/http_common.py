@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, cast
@@ -18,8 +19,9 @@ from starlette.types import Receive, Scope, Send
 from ..audio import EncodedFrame
 from ..buffer import Outbox
 from ..logs import log_event
-from ..protocol import Config, ErrorCode, ProtocolError, ServerMessage
-from ..server_state import ServerState
+from ..protocol import Config, Error, ErrorCode, ProtocolError, ServerMessage
+from ..security import Client
+from ..server_state import ServerState, Stop
 from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolve_options
 
 T = TypeVar("T")
@@ -37,21 +39,32 @@ _STATUS = {
     ErrorCode.PENDING_TEXT_LIMIT: 413,
     ErrorCode.STREAM_ENDED: 409,
     ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.SHUTTING_DOWN: 503,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_STREAMS: 429,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN_ORIGIN: 403,
 }
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after_s = retry_after_s
+
+    def response(self) -> JSONResponse:
+        return error_response(self.status, self.code, self.message, retry_after_s=self.retry_after_s)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, *, retry_after_s: float | None = None) -> JSONResponse:
+    # Retry-After is in whole seconds: round up, so a client that waits that long is let in.
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))} if retry_after_s is not None else None
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def http_error(exc: ProtocolError) -> HttpError:
-    return HttpError(_STATUS.get(exc.code, 400), exc.code, exc.message)
+    return HttpError(_STATUS.get(exc.code, 400), exc.code, exc.message, retry_after_s=exc.retry_after_s)
 
 
 async def read_body(request: Request, kind: type[T], max_bytes: int) -> T:
@@ -77,14 +90,44 @@ def options_for(state: ServerState, config: Config) -> StreamOptions:
         raise http_error(exc) from None
 
 
-def open_stream(state: ServerState, options: StreamOptions, transport: str) -> tuple[StreamSession, Outbox[OutItem]]:
-    """A stream not tied to a connection; the caller drains the outbox and closes the session."""
+async def open_stream(
+    state: ServerState,
+    options: StreamOptions,
+    transport: str,
+    client: Client,
+    *,
+    text: str | None = None,
+    stop: Stop | None = None,
+) -> tuple[StreamSession, Outbox[OutItem]]:
+    """A stream not tied to a connection; the caller drains the outbox and closes the session.
+
+    `text`: the whole input, pushed and ended here, so that a refusal (a rate limit) is an HTTP
+    error before the response starts. Without `stop`, a stream the server ends early reports the
+    error in its output, which then ends with `done`.
+    """
+
+    async def stop_in_band(reason: ProtocolError) -> None:
+        outbox.send_control(Error(code=reason.code, message=reason.message))
+        await session.cancel()
+        if not session.ended:
+            session.end()
+
     try:
-        session = state.open_stream(options, transport, uuid.uuid4().hex[:12])
+        session = state.open_stream(
+            options, transport, uuid.uuid4().hex[:12], client=client, stop=stop or stop_in_band
+        )
     except ProtocolError as exc:
         raise http_error(exc) from None
     outbox: Outbox[OutItem] = Outbox()
     outbox.attach(session.ring)
+    if text is not None:
+        try:
+            session.push_text(text)
+        except ProtocolError as exc:
+            # Nothing was sent yet: release the stream and refuse the request.
+            await state.close_stream(session)
+            raise http_error(exc) from None
+        session.end()
     return session, outbox
 
 

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from ..audio import EncodedFrame
 from ..logs import log_event
 from ..protocol import Config, Done, Error
+from ..security.guard import client_of
 from ..server_state import ServerState
 from .http_common import (
     HttpError,
@@ -61,11 +62,9 @@ async def speech(request: Request) -> Response | StreamBody:
     try:
         body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
         options = options_for(state, _config(state, body))
-        session, outbox = open_stream(state, options, "speech")
+        session, outbox = await open_stream(state, options, "speech", client_of(request), text=body.input)
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    session.push_text(body.input)
-    session.end()
+        return exc.response()
     log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)
 
     async def audio() -> AsyncIterator[bytes]:

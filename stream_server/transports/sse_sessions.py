@@ -29,11 +29,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..buffer import Outbox, Pacer
 from ..logs import log_event
-from ..protocol import Cancelled, Config, ErrorCode, ProtocolError, Ready
+from ..protocol import Cancelled, Config, Error, ErrorCode, ProtocolError, Ready
+from ..security import Client
+from ..security.guard import client_of
 from ..protocol.sse import KEEPALIVE, SseEncoder, SseEvent
 from ..server_state import ServerState
 from ..session import STREAM_DONE, OutItem, StreamSession, ready_message
-from .http_common import HttpError, close_stream, error_response, http_error, open_stream, options_for, read_body
+from .http_common import HttpError, close_stream, http_error, open_stream, options_for, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +197,14 @@ class SseSession:
                 self.stream.note_sent(item)
                 self.log.changed.notify_all()
 
+    async def end_with(self, error: Error) -> None:
+        """The server ends the stream early: readers get `error`, then the event stream ends."""
+        await self.aclose()
+        async with self.log.changed:
+            self.log.append(self._encoder.event(error))
+            self.done = True
+            self.log.changed.notify_all()
+
     async def aclose(self) -> None:
         self._pump.cancel()
         await asyncio.gather(self._pump, return_exceptions=True)
@@ -212,18 +222,24 @@ class SseSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, config: Config) -> SseSession:
+    async def create(self, config: Config, client: Client) -> SseSession:
         options = options_for(self._state, config)
-        stream, outbox = open_stream(self._state, options, "sse_session")
         session_id = uuid.uuid4().hex
+
+        async def stop(reason: ProtocolError) -> None:
+            await session.end_with(Error(code=reason.code, message=reason.message))
+            await self.close(session_id)
+
+        stream, outbox = await open_stream(self._state, options, "sse_session", client, stop=stop)
         session = SseSession(session_id, stream, outbox, ready_message(options), self._state.settings.sse_resume_ms)
         self._sessions[session_id] = session
         log_event(logger, "sse.open", session=session_id, stream=stream.stream_id, provider=options.provider)
         return session
 
-    def get(self, session_id: str) -> SseSession:
+    def get(self, session_id: str, client: Client | None = None) -> SseSession:
+        """The session; with `client`, only if it is the one that made it (else: not found)."""
         session = self._sessions.get(session_id)
-        if session is None:
+        if session is None or (client is not None and self._state.client_of(session.stream) != client):
             raise HttpError(404, "unknown_session", "no such session (it may have expired)")
         return session
 
@@ -259,9 +275,9 @@ async def create_session(request: Request) -> Response:
     state: ServerState = request.app.state.server
     try:
         config = await read_body(request, Config, state.settings.max_message_bytes)
-        session = _sessions(request).create(config)
+        session = await _sessions(request).create(config, client_of(request))
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return exc.response()
     base = f"/v1/tts/sessions/{session.id}"
     return JSONResponse(
         {"id": session.id, "text_url": f"{base}/text", "events_url": f"{base}/events"}, status_code=201
@@ -271,11 +287,11 @@ async def create_session(request: Request) -> Response:
 async def session_text(request: Request) -> Response:
     state: ServerState = request.app.state.server
     try:
-        session = _sessions(request).get(request.path_params["session_id"])
+        session = _sessions(request).get(request.path_params["session_id"], client_of(request))
         body = await read_body(request, TextRequest, state.settings.max_message_bytes)
         session.append_text(body)
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return exc.response()
     return JSONResponse({"accepted": True, "pending_chars": session.stream.pending_chars})
 
 
@@ -284,7 +300,7 @@ async def session_events(request: Request) -> Response:
     try:
         session = _sessions(request).get(request.path_params["session_id"])
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return exc.response()
     header = request.headers.get("last-event-id")
     # isascii: str.isdigit also takes digits like '²' that int() refuses.
     last_id = int(header) if header and header.isascii() and header.isdigit() else None
@@ -297,9 +313,9 @@ async def session_events(request: Request) -> Response:
 
 async def delete_session(request: Request) -> Response:
     try:
-        session = _sessions(request).get(request.path_params["session_id"])
+        session = _sessions(request).get(request.path_params["session_id"], client_of(request))
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return exc.response()
     await session.cancel()
     return JSONResponse({"cancelled": True})
 

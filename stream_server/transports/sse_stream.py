@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ..buffer import Pacer
 from ..protocol import Config, Error, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
+from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import config_from_query, ready_message
 from .http_common import (
@@ -54,15 +55,11 @@ async def stream(request: Request) -> Response | StreamBody:
             config = _convert({**fields, "type": "config"}, Config)
         # An HTTP client takes the events as fast as they come, unless it asks for pacing.
         options = options_for(state, msgspec.structs.replace(config, max_lead_ms=config.max_lead_ms or 0))
-        session, outbox = open_stream(state, options, "sse_stream")
+        session, outbox = await open_stream(state, options, "sse_stream", client_of(request), text=text)
     except ProtocolError as exc:
-        error = http_error(exc)
-        return error_response(error.status, error.code, error.message)
+        return http_error(exc).response()
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    if text is not None:
-        session.push_text(text)
-        session.end()
+        return exc.response()
 
     async def events() -> AsyncIterator[bytes]:
         encoder, pacer = SseEncoder(), Pacer(options.max_lead_ms)

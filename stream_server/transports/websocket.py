@@ -33,6 +33,7 @@ from ..protocol import (
     decode_client_message,
     encode_server_message,
 )
+from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import (
     STREAM_DONE,
@@ -47,9 +48,21 @@ from ..session import (
 logger = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
+
+# How a stream the server cannot open, or ends itself, is closed; other refusals close with 1008.
+_CLOSE_CODES = {
+    ErrorCode.SERVER_BUSY: CLOSE_TRY_AGAIN,
+    ErrorCode.TOO_MANY_STREAMS: CLOSE_TRY_AGAIN,
+    ErrorCode.RATE_LIMITED: CLOSE_TRY_AGAIN,
+    ErrorCode.SHUTTING_DOWN: CLOSE_GOING_AWAY,
+    ErrorCode.IDLE_TIMEOUT: CLOSE_NORMAL,
+}
+# Not stream options: the browser token was checked by the guard.
+_NOT_CONFIG = frozenset({"token"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +90,13 @@ class _Connection:
 
     async def run(self) -> None:
         try:
-            self._query = config_from_query(self._ws.query_params)
+            self._query = config_from_query({k: v for k, v in self._ws.query_params.items() if k not in _NOT_CONFIG})
             options = resolve_options(self._query, self._state.settings, self._state.providers)
             self._open_session(options)
         except ProtocolError as exc:
-            # Nothing usable was asked for, or the server is full: say why and close.
-            close = CLOSE_TRY_AGAIN if exc.code == ErrorCode.SERVER_BUSY else CLOSE_POLICY
-            await self._ws.send_text(encode_server_message(Error(code=exc.code, message=exc.message)))
-            await self._ws.close(close, exc.code)
+            # Nothing usable was asked for, or the server or the client's key is at its limit.
+            await self._ws.send_text(encode_server_message(_error(exc)))
+            await self._ws.close(_CLOSE_CODES.get(exc.code, CLOSE_POLICY), exc.code)
             return
         sender = asyncio.create_task(self._send_loop(), name=f"send-{self._id}")
         try:
@@ -109,11 +121,11 @@ class _Connection:
                 continue
             text = message.get("text")
             if text is None:
-                self._reply_error(ErrorCode.BAD_MESSAGE, "binary frames are not accepted; send JSON text frames")
+                self._reply_error(ProtocolError(ErrorCode.BAD_MESSAGE, "binary frames are not accepted; send JSON text frames"))
                 continue
             # len(text) bounds the UTF-8 size from below: encode only when it could matter.
             if len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit):
-                self._reply_error(ErrorCode.MESSAGE_TOO_LARGE, f"message over {limit} bytes")
+                self._reply_error(ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"message over {limit} bytes"))
                 self._outbox.send_control(_Close(CLOSE_TOO_BIG, ErrorCode.MESSAGE_TOO_LARGE))
                 self._closing = True
                 continue
@@ -121,7 +133,7 @@ class _Connection:
                 await self._handle(decode_client_message(text))
             except ProtocolError as exc:
                 # A refused message changes nothing: a bad first config can be corrected.
-                self._reply_error(exc.code, exc.message)
+                self._reply_error(exc)
             else:
                 self._first_message = False
 
@@ -150,25 +162,30 @@ class _Connection:
         requested = msgspec.structs.replace(self._query, **given)
         options = resolve_options(requested, self._state.settings, self._state.providers)
         # Nothing was streamed yet: replace the session made from the URL's parameters.
-        await self._close_session()
-        try:
-            self._open_session(options)
-        except ProtocolError as exc:
-            # Another connection took the freed slot meanwhile: this one cannot go on.
-            self._reply_error(exc.code, exc.message)
-            self._outbox.send_control(_Close(CLOSE_TRY_AGAIN, exc.code))
-            self._closing = True
+        assert self._session is not None
+        self._attach(await self._state.replace_stream(self._session, options))
 
-    def _reply_error(self, code: ErrorCode, message: str) -> None:
-        log_event(logger, "stream.client_error", stream=self._id, code=code)
-        self._outbox.send_control(Error(code=code, message=message))
+    def _reply_error(self, exc: ProtocolError) -> None:
+        log_event(logger, "stream.client_error", stream=self._id, code=exc.code)
+        self._outbox.send_control(_error(exc))
+
+    async def _stop(self, reason: ProtocolError) -> None:
+        """The server ends this stream (idle, too long, shutting down): say why, then close."""
+        if self._closing:
+            return
+        log_event(logger, "stream.stopped", stream=self._id, code=reason.code)
+        self._outbox.send_control(_error(reason))
+        self._outbox.send_control(_Close(_CLOSE_CODES.get(reason.code, CLOSE_POLICY), reason.code))
+        self._closing = True
 
     # -- the session ---------------------------------------------------------------------------
 
     def _open_session(self, options: StreamOptions) -> None:
-        state = self._state
-        provider = state.providers[options.provider]
-        session = state.open_stream(options, "websocket", self._id)
+        client = client_of(self._ws)
+        self._attach(self._state.open_stream(options, "websocket", self._id, client=client, stop=self._stop))
+
+    def _attach(self, session: StreamSession) -> None:
+        options = session.options
         self._outbox.attach(session.ring)
         self._session = session
         self._pacer = Pacer(options.max_lead_ms)
@@ -177,6 +194,7 @@ class _Connection:
             logger,
             "stream.open",
             stream=self._id,
+            client=self._state.client_of(session).label,
             provider=options.provider,
             voice=options.voice,
             format=options.format.name,
@@ -216,3 +234,7 @@ class _Connection:
             # The client went away while we were sending; the receive loop sees the
             # disconnect and cleans up.
             return
+
+
+def _error(exc: ProtocolError) -> Error:
+    return Error(code=exc.code, message=exc.message, retry_after_ms=exc.retry_after_ms)

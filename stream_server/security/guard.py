@@ -1,0 +1,121 @@
+"""The edge guard: every HTTP request and WebSocket handshake passes here before any route.
+
+In order: the browser's `Origin` must be the server's own or an allowed one (a page on another
+site must not drive a server on the visitor's machine or network); the global connection cap; then
+the caller is identified, by `Authorization: Bearer KEY`, or on a WebSocket by a browser token in
+`?token=`. Refusals use the API's error shape; a refused WebSocket handshake gets the same JSON as
+an HTTP response (401/403), or a 1013 close with an `error` message when the server is full.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..protocol import Error, ErrorCode, ProtocolError, encode_server_message
+from .access import Access
+from .keys import ANONYMOUS, Client
+
+# Open to anyone: the demo page, operations, and the catalog (what the server offers, free to ask).
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/v1/voices", "/v1/formats", "/v1/models"})
+PUBLIC_PREFIXES = ("/static/",)
+# Not counted against --max-connections: probes must get through to a full server.
+UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+CLOSE_TRY_AGAIN = 1013
+_CLIENT = "stream_server.client"
+
+_STATUS = {ErrorCode.UNAUTHORIZED: 401, ErrorCode.FORBIDDEN_ORIGIN: 403, ErrorCode.SERVER_BUSY: 503}
+
+
+def client_of(connection: HTTPConnection) -> Client:
+    """Who made this request (set by the guard; anonymous where no keys are configured)."""
+    return connection.scope.get(_CLIENT, ANONYMOUS)
+
+
+def is_sse_events(path: str) -> bool:
+    """An SSE session's event stream: the unguessable session id is its credential, because
+    `EventSource` cannot send headers; the session was made with a key."""
+    return path.startswith("/v1/tts/sessions/") and path.endswith("/events")
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, access: Access, allowed_origins: tuple[str, ...]) -> None:
+        self._app = app
+        self._access = access
+        self._any_origin = "*" in allowed_origins
+        self._origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        path: str = scope["path"]
+        try:
+            origin = headers.get("origin")
+            if origin is not None and not self._origin_allowed(origin, headers.get("host")):
+                raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, f"origin {origin!r} is not allowed")
+            if path in UNCOUNTED_PATHS:
+                await self._app(scope, receive, send)
+                return
+            if self._access.connections >= self._access.max_connections:
+                raise ProtocolError(ErrorCode.SERVER_BUSY, "the server has all the connections it takes; retry later")
+            scope[_CLIENT] = self._identify(scope, headers, path)
+        except ProtocolError as exc:
+            await _refuse(scope, receive, send, exc)
+            return
+        self._access.connections += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._access.connections -= 1
+
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        origin = origin.rstrip("/").lower()
+        same_site = host is not None and urlsplit(origin).netloc == host.lower()
+        return same_site or self._any_origin or origin in self._origins
+
+    def _identify(self, scope: Scope, headers: Headers, path: str) -> Client:
+        keys = self._access.keys
+        if not keys.enabled:
+            return ANONYMOUS
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credential:
+            client = keys.lookup(credential.strip())
+            if client is None:
+                raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
+            return client
+        if scope["type"] == "websocket":
+            token = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))).get("token")
+            if token:
+                client = keys.get(self._access.tokens.redeem(token))
+                if client is None:  # its key was removed since
+                    raise ProtocolError(ErrorCode.UNAUTHORIZED, "the token's key is no longer valid")
+                return client
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or is_sse_events(path):
+            return ANONYMOUS
+        raise ProtocolError(
+            ErrorCode.UNAUTHORIZED,
+            "send 'Authorization: Bearer <API key>' (browsers: a token from POST /v1/tokens as ?token=)",
+        )
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ProtocolError) -> None:
+    status = _STATUS.get(exc.code, 400)
+    if scope["type"] == "websocket":
+        if exc.code == ErrorCode.SERVER_BUSY:
+            # The client learns why in the protocol's own terms, and a 1013 says: retry later.
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": encode_server_message(Error(code=exc.code, message=exc.message))})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": exc.code})
+            return
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})  # the server answers the handshake 403
+            return
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    await JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status, headers)(scope, receive, send)

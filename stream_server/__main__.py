@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging.config
 import sys
 
-import uvicorn
-
 from .app import check_stream_defaults
 from .logs import configure_logging
 from .protocol import ProtocolError
 from .providers import build_providers
-from .server import uvicorn_config
+from .server import StreamServer, uvicorn_config
 from .settings import SettingsError, load_settings
 
 
@@ -32,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a model file that is not a model, a voice config that is not JSON...
         print(f"stream_server: could not load the providers: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    uvicorn.Server(uvicorn_config(settings, providers, owns_providers=True)).run()
+    StreamServer(uvicorn_config(settings, providers, owns_providers=True)).run()
     return 0
 
 

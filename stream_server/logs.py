@@ -16,7 +16,16 @@ import msgspec
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # uvicorn logs request paths with their query: a browser token (`?token=`) must not reach a log.
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]+")
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\\\"]+")
+
+
+class DeniedHandshakeNoise(logging.Filter):
+    """uvicorn's websockets-sansio logs an ERROR after every WebSocket refused with an HTTP
+    response (a 401 for a bad key), though the refusal went out as it should
+    (Kludex/uvicorn#3138). Our app never returns from a handshake any other way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +52,10 @@ def configure_logging(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "filters": {"denied_handshake": {"()": DeniedHandshakeNoise}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["denied_handshake"]}
+        },
         "loggers": {
             "stream_server": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
+from types import FrameType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app
-from .logs import configure_logging
+from .logs import configure_logging, log_event
 from .providers import Provider
+from .server_state import ServerState
 from .settings import Settings
 
 # Over our own message limit, so that an oversized message reaches the app and gets a proper
 # `error` before the 1009 close; past this, the WebSocket layer closes with 1009 on its own.
 WS_MAX_SIZE_FACTOR = 4
 WS_MAX_SIZE_FLOOR = 1 << 20
-# On shutdown, connections get this long to finish; a client that stopped reading cannot hold
+# After the drain, connections get this long to close; a client that stopped reading cannot hold
 # the process forever.
 GRACEFUL_SHUTDOWN_S = 5
+
+logger = logging.getLogger(__name__)
 
 
 def uvicorn_config(
@@ -32,3 +39,44 @@ def uvicorn_config(
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+
+
+class StreamServer(uvicorn.Server):
+    """uvicorn, with a drain before the shutdown.
+
+    The first SIGTERM (or Ctrl-C) does not stop the listener at once: `/readyz` fails, so a load
+    balancer stops sending clients; new streams are refused (`shutting_down`); running streams get
+    `--shutdown-grace-s` to finish, and those still open then are closed with an `error` and 1001.
+    Only then does uvicorn shut down, and the process exits 0. A second signal skips the wait.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is None or self._drain is not None or self.should_exit:
+            super().handle_exit(sig, frame)  # not serving yet, or asked twice: stop now
+            return
+        # A signal handler runs between two bytecodes of the loop: hand the work to the loop.
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_then_exit(), name="drain")
+
+    async def _drain_then_exit(self) -> None:
+        app = self.config.app
+        assert isinstance(app, Starlette)  # uvicorn_config's
+        state: ServerState = app.state.server
+        grace_s = state.settings.shutdown_grace_s
+        log_event(logger, "server.draining", streams=len(state.streams), grace_s=grace_s)
+        stopped = await state.drain(grace_s)
+        closed = await state.wait_all_closed(GRACEFUL_SHUTDOWN_S)
+        log_event(logger, "server.drained", stopped=stopped, streams_left=0 if closed else len(state.streams))
+        self.should_exit = True

@@ -1,0 +1,149 @@
+"""Graceful shutdown of a real server process: SIGTERM mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from websockets.asyncio.client import connect
+
+from .helpers import receive, receive_all, send
+
+RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class ServerProcess:
+    process: asyncio.subprocess.Process
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/tts/stream"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+
+@asynccontextmanager
+async def server_process(*options: str) -> AsyncIterator[ServerProcess]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
+        "--max-lead-ms", "0", *options,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    server = ServerProcess(process)
+    started = asyncio.get_running_loop().create_future()
+
+    async def read_log() -> None:
+        assert process.stderr is not None
+        async for raw in process.stderr:
+            line = raw.decode()
+            server.lines.append(line)
+            if (match := RUNNING.search(line)) and not started.done():
+                started.set_result(int(match.group(1)))
+        if not started.done():
+            started.set_exception(RuntimeError("the server exited before listening:\n" + "".join(server.lines)))
+
+    reader = asyncio.create_task(read_log())
+    try:
+        server.port = await asyncio.wait_for(started, 30)
+        yield server
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        await reader
+
+
+async def wait_draining(server: ServerProcess) -> dict[str, object]:
+    """`/readyz` once it reports the drain (the signal is handled by the server's loop)."""
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        for _ in range(500):
+            response = await http.get("/readyz")
+            if response.status_code == 503:
+                return response.json()
+            await asyncio.sleep(0.01)  # polling the probe, as a load balancer does
+    raise AssertionError("readyz never failed after SIGTERM")
+
+
+def assert_clean_exit(server: ServerProcess) -> None:
+    assert server.process.returncode == 0, "".join(server.lines)
+    levels = {entry["level"] for entry in server.log()}
+    assert not levels & {"error", "critical"}, "".join(server.lines)
+    assert "Traceback" not in "".join(server.lines)
+
+
+async def test_sigterm_drains_new_streams_refused_running_ones_finish(tmp_path: object) -> None:
+    async with server_process("--shutdown-grace-s", "20") as server:
+        async with connect(server.ws_url) as running:
+            assert (await receive(running))["type"] == "ready"
+            await send(running, type="text", text="Started before the signal. ")
+            server.process.send_signal(signal.SIGTERM)
+            readiness = await wait_draining(server)
+            assert readiness["ready"] is False and readiness["draining"] is True
+            # New streams are refused, on both transports, with the same code.
+            async with connect(server.ws_url) as late:
+                refusal = await receive(late)
+                await receive_all(late)
+            assert refusal["code"] == "shutting_down" and late.close_code == 1001
+            async with httpx.AsyncClient(base_url=server.http_url) as http:
+                refused = await http.post("/v1/tts/stream", json={"text": "Too late."})
+                assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+            # The running stream is not cut: it gets more text and finishes normally.
+            await send(running, type="text", text="And finished after it.")
+            await send(running, type="end")
+            transcript = await receive_all(running)
+        assert running.close_code == 1000 and not transcript.messages("error")
+        assert [s["text"] for s in transcript.messages("segment")] == [
+            "Started before the signal.",
+            "And finished after it.",
+        ]
+        assert transcript.messages("done")[0]["segments"] == 2
+        await asyncio.wait_for(server.process.wait(), 30)
+    assert_clean_exit(server)
+    events = [entry["event"] for entry in server.log()]
+    assert events.index("server.draining") < events.index("server.drained")
+
+
+async def test_streams_that_outlast_the_grace_period_end_with_shutting_down_and_1001() -> None:
+    async with server_process("--shutdown-grace-s", "0.5") as server:
+        async with connect(server.ws_url) as idle, connect(server.ws_url) as reading:
+            for ws in (idle, reading):
+                assert (await receive(ws))["type"] == "ready"
+            await send(reading, type="text", text="Heard in full. Then this waits")
+            server.process.send_signal(signal.SIGTERM)
+            endings = [await receive_all(ws) for ws in (idle, reading)]
+        for ws, transcript in zip((idle, reading), endings):
+            assert ws.close_code == 1001
+            assert [e["code"] for e in transcript.messages("error")] == ["shutting_down"]
+        assert [s["text"] for s in endings[1].messages("segment")] == ["Heard in full."]
+        await asyncio.wait_for(server.process.wait(), 30)
+    assert_clean_exit(server)
+    drained = next(entry for entry in server.log() if entry["event"] == "server.drained")
+    assert drained["stopped"] == 2 and drained["streams_left"] == 0
+
+
+async def test_a_second_signal_stops_at_once() -> None:
+    async with server_process("--shutdown-grace-s", "600") as server:
+        async with connect(server.ws_url) as ws:
+            assert (await receive(ws))["type"] == "ready"
+            server.process.send_signal(signal.SIGTERM)
+            await wait_draining(server)
+            server.process.send_signal(signal.SIGTERM)
+            await receive_all(ws)
+        await asyncio.wait_for(server.process.wait(), 30)
+    # uvicorn re-raises the second signal after its own shutdown: killed by it, not stuck for 600 s.
+    assert server.process.returncode in (0, -signal.SIGTERM)

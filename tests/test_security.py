@@ -285,3 +285,21 @@ def test_a_token_at_the_end_of_a_quoted_request_line_keeps_the_quote() -> None:
     record = logging.makeLogRecord({"name": "uvicorn.error", "msg": '"WebSocket /v1/tts/stream?token=abc" 401'})
     line = JsonFormatter().format(record)
     assert 'token=***\\" 401' in line and "abc" not in line
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/../pyproject.toml", "/static/%2e%2e/pyproject.toml", "/static/..%2fpyproject.toml", "/static//etc/passwd"],
+)
+async def test_static_files_cannot_leave_their_folder(tone_server: RunningServer, path: str) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        assert (await http.get("/static/index.html")).status_code == 200  # the folder is served
+    # Sent byte for byte: an HTTP client library would normalise the dots away.
+    reader, writer = await asyncio.open_connection("127.0.0.1", tone_server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status = answer.split(b"\r\n", 1)[0]
+    assert b" 404 " in status or b" 400 " in status, status
+    assert b"[project]" not in answer and b"root:" not in answer

@@ -8,6 +8,7 @@ import sys
 from .app import check_stream_defaults
 from .logs import configure_logging
 from .protocol import ProtocolError
+from .security import KeyStoreError
 from .providers import build_providers
 from .server import StreamServer, uvicorn_config
 from .settings import SettingsError, load_settings
@@ -30,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a model file that is not a model, a voice config that is not JSON...
         print(f"stream_server: could not load the providers: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    StreamServer(uvicorn_config(settings, providers, owns_providers=True)).run()
+    try:
+        config = uvicorn_config(settings, providers, owns_providers=True)  # reads the keys file
+    except KeyStoreError as exc:
+        print(f"stream_server: bad setting: --api-keys-file: {exc}", file=sys.stderr)
+        return 2
+    StreamServer(config).run()
     return 0
 
 

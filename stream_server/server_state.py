@@ -21,7 +21,6 @@ from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
 from .settings import Settings
 
-
 Stop = Callable[[ProtocolError], Awaitable[None]]
 """How a transport ends one of its streams early, telling the client why (idle, too long, shutdown)."""
 

@@ -6,18 +6,18 @@ The CLI runs as a real subprocess while the server keeps serving in this test's 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import av
+import httpx
 import numpy as np
 import pytest
 
@@ -40,7 +40,7 @@ from stream_server.audio.pipeline import resampler_flush_samples
 from stream_server.providers import Provider, tone
 from stream_server.providers.tone import ToneProvider
 
-from .conftest import RunningServer, run_asgi, run_server, tone_settings
+from .conftest import RunningServer, run_server, tone_settings
 from .helpers import assert_speech_like, pcm_samples, rms
 
 REPO = Path(__file__).resolve().parent.parent
@@ -206,58 +206,35 @@ async def test_piper_speech_through_synthesize(piper_provider: Provider) -> None
 
 # -- auth: a stand-in server, until the real one checks keys (issue 9) --------------------------
 
-GOOD_KEY, GOOD_TOKEN = "right-key", "right-token"
-READY = {"type": "ready", "provider": "tone", "voice": "beep", "format": "pcm", "sample_rate": 24000,
-         "channels": 1, "frame_ms": 20, "speed": 1.0}  # fmt: skip
+GOOD_KEY = "sk-client-test-key-0123456789"
 
 
-@dataclass
-class KeyCheckingServer:
-    """Rejects handshakes without the key or token with 401, as docs/api.md describes; an accepted
-    stream gets `ready` (again after a `config`), then `done` at `end`."""
-
-    handshakes: list[tuple[str | None, str]] = field(default_factory=list)
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:  # fmt: skip
-        assert scope["type"] == "websocket"
-        await receive()  # websocket.connect
-        auth = dict(scope["headers"]).get(b"authorization", b"").decode() or None
-        query = scope["query_string"].decode()
-        self.handshakes.append((auth, query))
-        if auth != f"Bearer {GOOD_KEY}" and parse_qs(query).get("token") != [GOOD_TOKEN]:
-            body = {"error": {"code": "unauthorized", "message": "missing or invalid API key"}}
-            await send({"type": "websocket.http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-            await send({"type": "websocket.http.response.body", "body": json.dumps(body).encode()})
-            return
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.send", "text": json.dumps(READY)})
-        while (message := await receive())["type"] == "websocket.receive":
-            kind = json.loads(message["text"])["type"]
-            if kind == "config":
-                await send({"type": "websocket.send", "text": json.dumps(READY)})
-            elif kind == "end":
-                done = {"type": "done", "segments": 0, "audio_ms": 0.0, "text_chars": 0, "elapsed_ms": 1.0}
-                await send({"type": "websocket.send", "text": json.dumps(done)})
-                await send({"type": "websocket.close", "code": 1000})
-                return
+@asynccontextmanager
+async def keyed_server(tone_provider: ToneProvider) -> AsyncIterator[RunningServer]:
+    async with run_server(tone_settings(api_keys=(GOOD_KEY,)), {"tone": tone_provider}) as server:
+        yield server
 
 
-async def test_api_key_and_token_are_sent_and_401_is_unauthorized() -> None:
-    fake = KeyCheckingServer()
-    async with run_asgi(fake) as base:
-        url = base.replace("http://", "ws://") + "/v1/tts/stream"
-        async with connect(url, api_key=GOOD_KEY) as stream:
+async def test_api_key_and_browser_token_open_streams_and_a_bad_key_is_unauthorized(
+    tone_provider: ToneProvider,
+) -> None:
+    async with keyed_server(tone_provider) as server:
+        async with connect(server.ws_url, api_key=GOOD_KEY) as stream:
             assert stream.ready is not None
-        async with connect(url, token=GOOD_TOKEN, voice="beep") as stream:
-            assert stream.ready is not None
-        with pytest.raises(Unauthorized) as rejected:
-            async with connect(url, api_key="wrong-key"):
+        async with httpx.AsyncClient() as http:
+            minted = await http.post(f"{server.http_url}/v1/tokens", headers={"Authorization": f"Bearer {GOOD_KEY}"})
+        token = minted.json()["token"]
+        result = await synthesize("Hello there.", url=server.ws_url, token=token, voice="beep")
+        assert result.done is not None and result.done.audio_ms > 0
+        with pytest.raises(Unauthorized) as reused:
+            async with connect(server.ws_url, token=token):  # single use
                 pass
-    assert rejected.value.status == 401 and rejected.value.detail == "missing or invalid API key"
+        with pytest.raises(Unauthorized) as rejected:
+            async with connect(server.ws_url, api_key="wrong-key"):
+                pass
+    assert reused.value.status == rejected.value.status == 401
+    assert rejected.value.detail == "unknown API key" and "wrong-key" not in str(rejected.value)
     assert isinstance(rejected.value, ConnectFailed)
-    assert fake.handshakes == [(f"Bearer {GOOD_KEY}", ""), (None, f"token={GOOD_TOKEN}"), ("Bearer wrong-key", "")]
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -395,9 +372,9 @@ async def test_cli_server_error_exits_1_with_its_code(tone_server: RunningServer
     assert run.stderr.startswith("say: server error unknown_voice: ") and run.stderr.count("\n") == 1
 
 
-async def test_cli_sends_the_api_key_from_the_environment() -> None:
-    async with run_asgi(KeyCheckingServer()) as base:
-        url = base.replace("http://", "ws://") + "/v1/tts/stream"
+async def test_cli_sends_the_api_key_from_the_environment(tone_provider: ToneProvider) -> None:
+    async with keyed_server(tone_provider) as server:
+        url = server.ws_url
         accepted = await say("Hi.", "--url", url, "--out", "-", env=say_env(STREAM_SERVER_API_KEY=GOOD_KEY))
         rejected = await say("Hi.", "--url", url, "--out", "-", env=say_env(STREAM_SERVER_API_KEY="wrong-key"))
         missing = await say("Hi.", "--url", url, "--out", "-")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -303,3 +306,16 @@ async def test_static_files_cannot_leave_their_folder(tone_server: RunningServer
     status = answer.split(b"\r\n", 1)[0]
     assert b" 404 " in status or b" 400 " in status, status
     assert b"[project]" not in answer and b"root:" not in answer
+
+
+def test_a_bad_keys_file_stops_the_server_at_start_without_showing_the_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("alice sk-pasted-plain-key\n")
+    for path in (keys, tmp_path / "missing"):
+        done = subprocess.run(
+            [sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
+             "--api-keys-file", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2 and "--api-keys-file" in done.stderr and str(path) in done.stderr
+        assert "sk-pasted-plain-key" not in done.stderr + done.stdout

@@ -131,7 +131,7 @@ class Error(_ServerMessage, tag="error", kw_only=True):
     """Rate limits: when the refused request may succeed."""
 
 
-class Warning(_ServerMessage, tag="warning", kw_only=True):  # noqa: A001 - the protocol's name
+class Warning(_ServerMessage, tag="warning", kw_only=True):
     """Something went wrong but was handled (e.g. a fallback provider took over a segment)."""
 
     code: str

@@ -28,7 +28,6 @@ from .http_common import (
     StreamBody,
     close_stream,
     drain,
-    error_response,
     open_stream,
     options_for,
     read_body,

@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..buffer import Outbox, Pacer
 from ..logs import log_event
 from ..protocol import Cancelled, Config, Error, ErrorCode, ProtocolError, Ready
+from ..protocol.sse import KEEPALIVE, SseEncoder, SseEvent
 from ..security import Client
 from ..security.guard import client_of
-from ..protocol.sse import KEEPALIVE, SseEncoder, SseEvent
 from ..server_state import ServerState
 from ..session import STREAM_DONE, OutItem, StreamSession, ready_message
 from .http_common import HttpError, close_stream, http_error, open_stream, options_for, read_body

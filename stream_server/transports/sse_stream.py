@@ -27,7 +27,6 @@ from .http_common import (
     StreamBody,
     close_stream,
     drain,
-    error_response,
     http_error,
     open_stream,
     options_for,

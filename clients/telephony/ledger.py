@@ -1,0 +1,142 @@
+"""What the caller heard: one record per segment, from arrival through playback to Twilio's mark.
+
+A segment is `heard` when, and only when, Twilio echoes the mark sent after its last frame. A
+barge-in settles the segments still in flight from the playout clock: the one being played is
+`partly_heard` (with an estimate of how much), the ones after it `not_heard`. Twilio echoes the marks that a `clear`
+dropped too; those echoes must not count as playback, so their names are remembered and ignored.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from enum import StrEnum
+
+import msgspec
+
+MARK_PREFIX = "seg-"
+
+
+class SegmentStatus(StrEnum):
+    QUEUED = "queued"
+    """Received from the server, no audio sent to Twilio yet."""
+    PLAYING = "playing"
+    """Some of its audio was sent to Twilio."""
+    SENT = "sent"
+    """All of its audio and its mark were sent; waiting for Twilio to echo the mark."""
+    HEARD = "heard"
+    PARTLY_HEARD = "partly_heard"
+    NOT_HEARD = "not_heard"
+
+
+IN_FLIGHT = (SegmentStatus.QUEUED, SegmentStatus.PLAYING, SegmentStatus.SENT)
+
+
+class SegmentRecord(msgspec.Struct, kw_only=True):
+    seq: int
+    """The server's segment number (`segment.seq`)."""
+    text: str
+    status: SegmentStatus = SegmentStatus.QUEUED
+    audio_ms: float = 0.0
+    """Audio sent to Twilio so far (the last frame counts a full 20 ms: it is padded)."""
+    heard_ms: float = 0.0
+    """How much the caller heard: all of it once the mark is echoed; an estimate after a barge-in."""
+    confirmed: bool = False
+    """True when Twilio's mark echo confirmed the playback (not a clock estimate)."""
+    start_ms: float | None = None
+    """Position of its first frame on the playback timeline."""
+
+
+class HeardReport(msgspec.Struct, kw_only=True):
+    heard: list[SegmentRecord]
+    partly_heard: list[SegmentRecord]
+    not_heard: list[SegmentRecord]
+    pending: list[SegmentRecord]
+    """Still queued or playing (no barge-in has settled them yet)."""
+
+
+def mark_name(seq: int) -> str:
+    return f"{MARK_PREFIX}{seq}"
+
+
+def mark_seq(name: str) -> int | None:
+    if not name.startswith(MARK_PREFIX) or not name[len(MARK_PREFIX) :].isdigit():
+        return None
+    return int(name[len(MARK_PREFIX) :])
+
+
+class SegmentLedger:
+    def __init__(self, max_segments: int = 500) -> None:
+        self._max = max_segments
+        self._records: OrderedDict[int, SegmentRecord] = OrderedDict()
+        self._cleared_marks: OrderedDict[str, None] = OrderedDict()
+
+    def announce(self, seq: int, text: str) -> None:
+        self._records[seq] = SegmentRecord(seq=seq, text=text)
+        while len(self._records) > self._max:
+            self._records.popitem(last=False)
+
+    def started(self, seq: int, position_ms: float) -> None:
+        record = self._records.get(seq)
+        if record is not None and record.status is SegmentStatus.QUEUED:
+            record.status = SegmentStatus.PLAYING
+            record.start_ms = position_ms
+
+    def add_audio(self, seq: int, audio_ms: float) -> None:
+        record = self._records.get(seq)
+        if record is not None:
+            record.audio_ms += audio_ms
+
+    def sent_fully(self, seq: int) -> None:
+        record = self._records.get(seq)
+        if record is not None and record.status in (SegmentStatus.QUEUED, SegmentStatus.PLAYING):
+            record.status = SegmentStatus.SENT
+
+    def mark_echoed(self, name: str) -> SegmentRecord | None:
+        """The record Twilio's echo confirms as heard; None for a mark a `clear` returned, or unknown."""
+        if name in self._cleared_marks:
+            del self._cleared_marks[name]
+            return None
+        seq = mark_seq(name)
+        record = self._records.get(seq) if seq is not None else None
+        if record is None or record.status is not SegmentStatus.SENT:
+            return None
+        record.status = SegmentStatus.HEARD
+        record.heard_ms = record.audio_ms
+        record.confirmed = True
+        return record
+
+    def interrupt(self, played_ms: float) -> list[SegmentRecord]:
+        """A barge-in at playback position `played_ms`: settle every segment in flight."""
+        settled = []
+        for record in self._records.values():
+            if record.status not in IN_FLIGHT:
+                continue
+            if record.status is SegmentStatus.SENT:
+                self._cleared_marks[mark_name(record.seq)] = None
+            heard = 0.0 if record.start_ms is None else min(max(played_ms - record.start_ms, 0.0), record.audio_ms)
+            record.heard_ms = round(heard, 3)
+            # Only Twilio's echo says `heard`. Even a segment the clock says was played to its end
+            # stays `partly_heard` (with heard_ms == audio_ms): after a `clear`, a genuine echo and
+            # one the clear returned look the same, and the clock runs a little ahead of Twilio.
+            if heard > 0:
+                record.status = SegmentStatus.PARTLY_HEARD
+            else:
+                record.status = SegmentStatus.NOT_HEARD
+            settled.append(record)
+        while len(self._cleared_marks) > self._max:
+            self._cleared_marks.popitem(last=False)
+        return settled
+
+    def records(self) -> list[SegmentRecord]:
+        return list(self._records.values())
+
+    def report(self) -> HeardReport:
+        by_status: dict[SegmentStatus, list[SegmentRecord]] = {s: [] for s in SegmentStatus}
+        for record in self._records.values():
+            by_status[record.status].append(record)
+        return HeardReport(
+            heard=by_status[SegmentStatus.HEARD],
+            partly_heard=by_status[SegmentStatus.PARTLY_HEARD],
+            not_heard=by_status[SegmentStatus.NOT_HEARD],
+            pending=[r for s in IN_FLIGHT for r in by_status[s]],
+        )

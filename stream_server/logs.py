@@ -19,13 +19,24 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\\\"]+")
 
 
-class DeniedHandshakeNoise(logging.Filter):
-    """uvicorn's websockets-sansio logs an ERROR after every WebSocket refused with an HTTP
-    response (a 401 for a bad key), though the refusal went out as it should
-    (Kludex/uvicorn#3138). Our app never returns from a handshake any other way."""
+class UvicornClientFaults(logging.Filter):
+    """uvicorn logs two client-side events as server errors; they are not ours to alert on.
+
+    - After a WebSocket refused with an HTTP response (a 401 for a bad key), websockets-sansio
+      logs "returned without completing handshake" though the refusal went out as it should
+      (Kludex/uvicorn#3138). Our app never leaves a handshake any other way: dropped.
+    - A text frame that is not UTF-8 is closed with 1007, correctly, but logged at ERROR with a
+      traceback: any client could flood the log with them. Kept, as a one-line warning.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."
+        message = record.getMessage()
+        if message == "ASGI callable returned without completing handshake.":
+            return False
+        if message == "Invalid UTF-8 sequence received from client.":
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,9 +63,9 @@ def configure_logging(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "filters": {"denied_handshake": {"()": DeniedHandshakeNoise}},
+        "filters": {"uvicorn_client_faults": {"()": UvicornClientFaults}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["denied_handshake"]}
+            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["uvicorn_client_faults"]}
         },
         "loggers": {
             "stream_server": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},

@@ -125,3 +125,24 @@ def test_configure_logging_routes_our_loggers_through_the_formatter() -> None:
             logging.getLogger(name).setLevel(logging.NOTSET)
             logging.getLogger(name).handlers = []
             logging.getLogger(name).propagate = True
+
+
+def test_uvicorn_client_faults_are_not_server_errors() -> None:
+    from stream_server.logs import UvicornClientFaults
+
+    faults = UvicornClientFaults()
+    denied = logging.makeLogRecord({"name": "uvicorn.error", "msg": "ASGI callable returned without completing handshake.", "levelno": logging.ERROR})
+    assert faults.filter(denied) is False
+    try:
+        b"\xb3".decode()
+    except UnicodeDecodeError:
+        import sys
+
+        bad_utf8 = logging.makeLogRecord(
+            {"name": "uvicorn.error", "msg": "Invalid UTF-8 sequence received from client.", "levelno": logging.ERROR,
+             "levelname": "ERROR", "exc_info": sys.exc_info()}
+        )  # fmt: skip
+    assert faults.filter(bad_utf8) is True
+    assert bad_utf8.levelname == "WARNING" and bad_utf8.exc_info is None
+    ours = logging.makeLogRecord({"name": "uvicorn.error", "msg": "Exception in ASGI application", "levelno": logging.ERROR})
+    assert faults.filter(ours) is True and ours.levelno == logging.ERROR

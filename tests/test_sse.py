@@ -292,3 +292,11 @@ async def test_a_malformed_last_event_id_is_ignored(tone_server: RunningServer) 
             assert response.status_code == 200
             events = [e async for e in read_events(response.aiter_lines())]
     assert events[0].kind == "ready" and events[-1].kind == "done"
+
+
+async def test_deeply_nested_json_body_is_a_bad_message_not_a_500(tone_server: RunningServer) -> None:
+    # msgspec skips a value before a known key recursively: 1000 levels of it are only 2 kB.
+    body = '{"a":' + "[" * 1000 + "]" * 1000 + ',"text":"Hi."}'
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        response = await http.post("/v1/tts/stream", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_message"

@@ -18,6 +18,13 @@ def decode_client_message(data: str | bytes) -> ClientMessage:
         # msgspec's messages already say what is wrong and where (e.g. "Expected `str`, got
         # `int` - at `$.text`", "Invalid value 'speak' - at `$.type`"); keep them.
         raise ProtocolError(ErrorCode.BAD_MESSAGE, str(exc)) from None
+    except RecursionError:
+        # msgspec skips a value that comes before the `type` tag recursively: ~1000 levels of
+        # nesting there (2 kB) exhaust the stack instead of raising a DecodeError.
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, TOO_DEEP) from None
+
+
+TOO_DEEP = "JSON is nested too deeply"
 
 
 def encode_server_message(message: ServerMessage) -> str:

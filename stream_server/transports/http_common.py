@@ -20,6 +20,7 @@ from ..audio import EncodedFrame
 from ..buffer import Outbox
 from ..logs import log_event
 from ..protocol import Config, Error, ErrorCode, ProtocolError, ServerMessage
+from ..protocol.codec import TOO_DEEP
 from ..security import Client
 from ..server_state import ServerState, Stop
 from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolve_options
@@ -81,6 +82,8 @@ async def read_body(request: Request, kind: type[T], max_bytes: int) -> T:
         return msgspec.json.decode(bytes(body), type=kind)
     except msgspec.DecodeError as exc:
         raise HttpError(400, ErrorCode.BAD_MESSAGE, str(exc)) from None
+    except RecursionError:
+        raise HttpError(400, ErrorCode.BAD_MESSAGE, TOO_DEEP) from None
 
 
 def options_for(state: ServerState, config: Config) -> StreamOptions:

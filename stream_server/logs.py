@@ -15,8 +15,12 @@ import msgspec
 # A log line must never be lost to a value msgspec cannot encode: such values are shown by repr.
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
-# uvicorn logs request paths with their query: a browser token (`?token=`) must not reach a log.
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\\\"]+")
+# Secrets that libraries put in their own lines: uvicorn logs request paths with their query (a
+# browser token), and at debug level the WebSocket handshake's headers (a key).
+_SECRETS = (
+    re.compile(r"([?&]token=)[^&\s\\\"]+"),
+    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*(?:bearer\s+|basic\s+)?)[^\s\\\"]+", re.I),
+)
 
 
 class UvicornClientFaults(logging.Filter):
@@ -54,7 +58,10 @@ class JsonFormatter(logging.Formatter):
             entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return _TOKEN_IN_QUERY.sub(r"\1***", _encoder.encode(entry).decode("utf-8", "replace"))
+        line = _encoder.encode(entry).decode("utf-8", "replace")
+        for secret in _SECRETS:
+            line = secret.sub(r"\1***", line)
+        return line
 
 
 def configure_logging(level: str) -> dict[str, Any]:

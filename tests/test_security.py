@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import receive, receive_all, receive_until, send
+from .processes import server_process
 
 KEY, OTHER_KEY = "sk-test-alpha-0123456789", "sk-test-beta-9876543210"
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -319,3 +321,27 @@ def test_a_bad_keys_file_stops_the_server_at_start_without_showing_the_key(tmp_p
         )  # fmt: skip
         assert done.returncode == 2 and "--api-keys-file" in done.stderr and str(path) in done.stderr
         assert "sk-pasted-plain-key" not in done.stderr + done.stdout
+
+
+async def test_keys_and_tokens_never_reach_the_log_or_the_client() -> None:
+    """A real keyed server process at debug level, used with good, bad and token credentials."""
+    wrong = "sk-wrong-guess-5555555555"
+    async with server_process("--api-keys", KEY, "--log-level", "debug", "--shutdown-grace-s", "0") as server:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            token = (await http.post("/v1/tokens", headers=BEARER)).json()["token"]
+            refused = await http.post("/v1/tts/stream", json={"text": "Hi."}, headers={"Authorization": f"Bearer {wrong}"})
+            assert wrong not in refused.text and KEY not in refused.text
+            spoken = await http.post("/v1/tts/stream", json={"text": "Hello there."}, headers=BEARER)
+            assert KEY not in spoken.text
+        async with connect(f"{server.ws_url}?token={token}") as ws:
+            assert (await receive(ws))["type"] == "ready"
+            await speak(ws, "Over a token.")
+        body = await refused_body(f"{server.ws_url}?token={token}")  # used already
+        assert token not in str(body)
+        await refused_body(server.ws_url, additional_headers={"Authorization": f"Bearer {wrong}"})
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.process.wait(), 30)
+    log = "".join(server.lines)
+    assert "token=***" in log  # the request lines were logged, masked
+    for secret in (KEY, wrong, token, token.split(".")[1]):
+        assert secret not in log

@@ -3,70 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import httpx
 from websockets.asyncio.client import connect
 
 from .helpers import receive, receive_all, send
-
-RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-
-@dataclass
-class ServerProcess:
-    process: asyncio.subprocess.Process
-    port: int = 0
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/tts/stream"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
-
-
-@asynccontextmanager
-async def server_process(*options: str) -> AsyncIterator[ServerProcess]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
-        "--max-lead-ms", "0", *options,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    server = ServerProcess(process)
-    started = asyncio.get_running_loop().create_future()
-
-    async def read_log() -> None:
-        assert process.stderr is not None
-        async for raw in process.stderr:
-            line = raw.decode()
-            server.lines.append(line)
-            if (match := RUNNING.search(line)) and not started.done():
-                started.set_result(int(match.group(1)))
-        if not started.done():
-            started.set_exception(RuntimeError("the server exited before listening:\n" + "".join(server.lines)))
-
-    reader = asyncio.create_task(read_log())
-    try:
-        server.port = await asyncio.wait_for(started, 30)
-        yield server
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        await reader
-
+from .processes import ServerProcess, server_process
 
 async def wait_draining(server: ServerProcess) -> dict[str, object]:
     """`/readyz` once it reports the drain (the signal is handled by the server's loop)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,8 @@ from .security.keys import ANONYMOUS
 from .session import StreamLimits, StreamOptions, StreamSession
 from .session.stream import Pauses
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 Stop = Callable[[ProtocolError], Awaitable[None]]
 """How a transport ends one of its streams early, telling the client why (idle, too long, shutdown)."""
@@ -172,7 +175,10 @@ class ServerState:
     async def _stop(self, record: _OpenStream, reason: ProtocolError) -> None:
         record.stopping = True
         assert record.stop is not None
-        await record.stop(reason)
+        try:
+            await record.stop(reason)
+        except Exception:  # one transport's failure must not end the sweep that stops the others
+            logger.exception("stream.stop_failed")
 
     @property
     def limits(self) -> StreamLimits:

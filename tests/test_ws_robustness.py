@@ -145,3 +145,22 @@ async def test_barge_in_on_a_paced_stream_leaves_little_stale_audio(tone_provide
     stale_ms = len(b"".join(stale.frames())) / 16
     # The listener gets at most the lead (plus what left while the cancel travelled).
     assert stale_ms <= lead_ms + 200
+
+
+async def test_a_client_that_ignores_its_replies_is_closed_with_1008(tone_provider: ToneProvider) -> None:
+    """Replies wait behind audio the client does not read; past the control lane's bound the
+    connection is closed with a close frame, not dropped."""
+    from .helpers import wait_for
+
+    async with run_server(tone_settings(), {"tone": tone_provider}) as server:
+        # The client library stops reading its socket after 4 unread messages: backpressure.
+        async with connect(f"{server.ws_url}?format=f32&sample_rate=48000", max_queue=4) as ws:
+            await send(ws, type="text", text="word " * 3000 + ".")
+            await send(ws, type="flush")
+            await wait_for(lambda: any(s.ring.producer_waiting for s in server.state.streams))
+            for _ in range(40):
+                await ws.send(b"not json")  # each earns an error reply that cannot be sent
+            transcript = await receive_all(ws)
+        assert ws.close_code == 1008 and ws.close_reason == "too many unread replies"
+        assert len(transcript.messages("error")) <= 32  # the unsent replies are dropped with the connection
+        await wait_for(lambda: not server.state.streams)

@@ -9,6 +9,7 @@ ring fills and synthesis waits: backpressure reaches the provider.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ class _Connection:
             await self._receive_loop()
         except OutboxOverflow as exc:
             log_event(logger, "stream.overflow", level=logging.WARNING, stream=self._id, error=str(exc))
+            sender.cancel()
+            # The close frame goes out whether or not the client reads: it is not queued behind
+            # the replies it ignored.
+            with contextlib.suppress(RuntimeError, OSError):
+                await self._ws.close(CLOSE_POLICY, "too many unread replies")
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
@@ -173,10 +179,16 @@ class _Connection:
         """The server ends this stream (idle, too long, shutting down): say why, then close."""
         if self._closing:
             return
-        log_event(logger, "stream.stopped", stream=self._id, code=reason.code)
-        self._outbox.send_control(_error(reason))
-        self._outbox.send_control(_Close(_CLOSE_CODES.get(reason.code, CLOSE_POLICY), reason.code))
         self._closing = True
+        log_event(logger, "stream.stopped", stream=self._id, code=reason.code)
+        close = _CLOSE_CODES.get(reason.code, CLOSE_POLICY)
+        try:
+            self._outbox.send_control(_error(reason))
+            self._outbox.send_control(_Close(close, reason.code))
+        except OutboxOverflow:
+            # A client that reads nothing gets no explanation, only the close.
+            with contextlib.suppress(RuntimeError, OSError):
+                await self._ws.close(close, reason.code)
 
     # -- the session ---------------------------------------------------------------------------
 

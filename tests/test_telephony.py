@@ -7,11 +7,17 @@ HTTP. Playback is real time, so audio takes as long as it lasts: texts are short
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import av
@@ -23,6 +29,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
 from clients.telephony import BridgeOptions, create_bridge_app
@@ -33,6 +40,7 @@ from clients.telephony.playout import Framer, PlayoutClock
 from clients.telephony.registry import CallRegistry
 from clients.telephony.twilio_peer import TwilioPeer, twilio_call
 from clients.telephony.twilio_protocol import FRAME_BYTES, MULAW_SILENCE, MediaFormat
+from clients.telephony.twilio_signature import compute_signature, is_valid_signature, signed_url_forms
 from stream_server.providers import Provider
 from stream_server.providers.tone import ToneProvider
 
@@ -435,7 +443,7 @@ async def test_bot_api_errors_are_json(tone_server: RunningServer) -> None:
                 assert "CA123" in response.json()["error"]["message"] or "MZ1" in response.json()["error"]["message"]
             nowhere = await bot.get("/nowhere")
             assert (nowhere.status_code, nowhere.json()["error"]["code"]) == (404, "not_found")
-            assert (await bot.get("/healthz")).json() == {"status": "ok", "calls": 0}
+            assert (await bot.get("/healthz")).json() == {"status": "ok", "calls": 0, "refused_handshakes": 0}
 
 
 @pytest.mark.parametrize("hang_up", ["stop", "close"])
@@ -474,3 +482,197 @@ async def test_the_api_key_goes_upstream_and_a_refusal_closes_the_twilio_stream(
             await peer.wait_until(lambda: peer.close_code is not None)
     assert seen == ["Bearer sk-test"]
     assert (peer.close_code, peer.close_reason) == (1011, "speech server unavailable")
+
+
+# --- Twilio's signature on /twilio -------------------------------------------------------------------
+
+AUTH_TOKEN = "test-auth-token"
+
+
+def test_signature_matches_twilio_published_example_and_a_hand_computed_vector() -> None:
+    # The example of Twilio's request-validation docs (twilio-php's validation guide): a POST's
+    # parameters are appended sorted by name, as name + value.
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+14158675309",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
+    }
+    published_url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert compute_signature("12345", published_url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert is_valid_signature("12345", published_url, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", params)
+
+    # A Media Stream's upgrade has no body: the signature is over the wss:// URL alone, query included.
+    url = "wss://voice.example.com/twilio?call=7"
+    by_hand = base64.b64encode(hmac.new(AUTH_TOKEN.encode(), url.encode(), hashlib.sha1).digest()).decode()
+    assert by_hand == "IKoNBLWqbgpgqZq3jUw2BWb0NeQ="
+    assert compute_signature(AUTH_TOKEN, url) == by_hand
+    assert is_valid_signature(AUTH_TOKEN, url, by_hand)
+    # Twilio may have signed the URL with its port or without: both are accepted, either way round.
+    assert signed_url_forms(url) == (url, "wss://voice.example.com:443/twilio?call=7")
+    assert signed_url_forms("ws://127.0.0.1:8080/twilio") == ("ws://127.0.0.1/twilio", "ws://127.0.0.1:8080/twilio")
+    assert is_valid_signature(AUTH_TOKEN, "wss://voice.example.com:443/twilio?call=7", by_hand)
+    with_port = compute_signature(AUTH_TOKEN, "wss://voice.example.com:443/twilio?call=7")
+    assert is_valid_signature(AUTH_TOKEN, url, with_port)
+    # Like Twilio's SDKs, the port-less form drops any port, a non-default one too: only the port may differ.
+    assert is_valid_signature(AUTH_TOKEN, "wss://voice.example.com:8443/twilio?call=7", by_hand)
+    # Anything else is not Twilio's signature of this request.
+    for other_url in (
+        "wss://voice.example.com/twilio?call=8",
+        "wss://voice.example.com/twilio",
+        "https://voice.example.com/twilio?call=7",
+        "wss://evil.example.com/twilio?call=7",
+        "wss://voice.example.com/twilio/?call=7",
+    ):
+        assert not is_valid_signature(AUTH_TOKEN, other_url, by_hand), other_url
+    assert not is_valid_signature("another-token", url, by_hand)
+    assert not is_valid_signature(AUTH_TOKEN, url, None)
+    assert not is_valid_signature(AUTH_TOKEN, url, "")
+    assert not is_valid_signature(AUTH_TOKEN, "ws://host:notaport/twilio", by_hand)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "query"),
+    [(None, ""), (None, "?call=7"), ("wss://voice.example.com", ""), ("wss://voice.example.com:443/edge/", "?a=b")],
+)
+async def test_a_signed_peer_gets_through_and_the_call_plays(
+    tone_provider: ToneProvider, public_url: str | None, query: str
+) -> None:
+    async with (
+        run_server(tone_settings(), {"tone": tone_provider}) as server,
+        run_bridge(server.ws_url, twilio_auth_token=AUTH_TOKEN, public_url=public_url) as bridge,
+        bot_client(bridge) as bot,
+    ):
+        # Behind a proxy, Twilio signs the public URL (as TwiML gave it), not the one the bridge sees.
+        signed = None if public_url is None else public_url.rstrip("/") + "/twilio" + query
+        async with twilio_call(bridge.twilio_url + query, auth_token=AUTH_TOKEN, signed_url=signed) as peer:
+            await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+            await say(bot, peer.call_sid, "One two.")
+            await peer.wait_until(lambda: heard_marks(peer) == [mark_name(0)])
+            assert peer.played == b"".join(await reference_segments(server, "One two."))
+            assert peer.violations == []
+        assert (await bot.get("/healthz")).json()["refused_handshakes"] == 0
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "wrong token", "other query string", "other host"])
+async def test_a_handshake_not_signed_by_twilio_is_refused_with_403_before_any_stream(
+    forgery: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream_handshakes: list[str] = []
+
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        upstream_handshakes.append(request.path)
+        return Response(401, "Unauthorized", Headers({"Content-Length": "0"}), b"")
+
+    async with serve(lambda connection: connection.close(), "127.0.0.1", 0, process_request=refuse) as fake:
+        port = fake.sockets[0].getsockname()[1]
+        async with (
+            run_bridge(f"ws://127.0.0.1:{port}/v1/tts/stream", twilio_auth_token=AUTH_TOKEN) as bridge,
+            bot_client(bridge) as bot,
+        ):
+            url = bridge.twilio_url + "?call=1"
+            token, signed = {
+                "unsigned": (None, None),
+                "wrong token": ("not-the-token", None),
+                "other query string": (AUTH_TOKEN, bridge.twilio_url + "?call=2"),
+                "other host": (AUTH_TOKEN, url.replace("127.0.0.1", "localhost")),
+            }[forgery]
+            with pytest.raises(InvalidStatus) as refused:
+                async with twilio_call(url, auth_token=token, signed_url=signed):
+                    pass
+            response = refused.value.response
+            assert response.status_code == 403
+            assert json.loads(response.body or b"")["error"]["code"] == "forbidden"
+            assert (await bot.get("/healthz")).json()["refused_handshakes"] == 1
+            assert len(bridge.registry) == 0
+            assert upstream_handshakes == [], "a refused handshake opened no server stream"
+            logged = [r.getMessage() for r in caplog.records if "refused a /twilio handshake" in r.getMessage()]
+            assert len(logged) == 1 and "X-Twilio-Signature" in logged[0]
+            if token is not None:
+                forged = compute_signature(token, signed or url)
+                assert forged not in caplog.text, "the signature is never logged"
+            assert AUTH_TOKEN not in caplog.text
+
+            # The same bridge lets Twilio's own signature through, to the (refusing) speech server.
+            async with twilio_call(url, auth_token=AUTH_TOKEN) as peer:
+                await peer.wait_until(lambda: peer.close_code is not None)
+            assert (peer.close_code, peer.close_reason) == (1011, "speech server unavailable")
+            assert [path.split("?")[0] for path in upstream_handshakes] == ["/v1/tts/stream"]
+
+
+async def test_a_server_without_denial_responses_refuses_by_closing_before_accept(tone_server: RunningServer) -> None:
+    app = create_bridge_app(BridgeOptions(server_url=tone_server.ws_url, twilio_auth_token=AUTH_TOKEN))
+
+    async def without_denial_extension(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "extensions": {}}, receive, send)
+
+    config = uvicorn.Config(without_denial_extension, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    async with serving(config) as server:
+        url = f"ws://127.0.0.1:{bound_port(server)}/twilio"
+        with pytest.raises(InvalidStatus) as refused:
+            async with twilio_call(url, auth_token="not-the-token"):
+                pass
+        assert refused.value.response.status_code == 403
+        async with twilio_call(url, auth_token=AUTH_TOKEN) as peer:
+            await wait_for(lambda: app.state.registry.find(peer.call_sid) is not None)
+        assert app.state.handshakes.refused == 1
+
+
+async def run_bridge_process(*args: str, env_token: str | None = None) -> tuple[int | None, str]:
+    """`python -m clients.telephony ...` on a free port: (exit code or None if it started, its output)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "TELEPHONY_BOT_TOKEN")}
+    if env_token is not None:
+        env["TWILIO_AUTH_TOKEN"] = env_token
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clients.telephony",
+        "--port",
+        "0",
+        "--server",
+        "ws://127.0.0.1:9/v1/tts/stream",
+        *args,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            async for raw in process.stdout:
+                output.append(raw.decode(errors="replace"))
+                if "Application startup complete" in output[-1]:
+                    return None, "".join(output)
+            return await process.wait(), "".join(output)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            async with asyncio.timeout(10):
+                await process.wait()
+
+
+async def test_an_open_bridge_refuses_to_start_on_a_public_address() -> None:
+    code, output = await run_bridge_process("--host", "0.0.0.0")
+    assert code == 2, output
+    assert "--insecure-no-twilio-auth" in output and "--twilio-auth-token" in output
+    assert "Application startup complete" not in output
+
+    code, output = await run_bridge_process("--host", "0.0.0.0", "--insecure-no-twilio-auth")
+    assert code == 2, output  # the bot API is open too
+    assert "--insecure-no-bot-auth" in output and "--bot-token" in output
+
+    code, output = await run_bridge_process("--host", "0.0.0.0", "--insecure-no-twilio-auth", "--insecure-no-bot-auth")
+    assert code is None, output
+    assert "/twilio is open" in output
+
+    code, output = await run_bridge_process(
+        "--host", "0.0.0.0", "--bot-token", "bot-secret-value", env_token="env-secret-token-value"
+    )  # fmt: skip
+    assert code is None, output
+    assert "/twilio is open" not in output and "env-secret-token-value" not in output
+
+    code, output = await run_bridge_process("--public-url", "https://voice.example.com/twilio?x=1")
+    assert code == 2 and "--public-url" in output, output

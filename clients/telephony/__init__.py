@@ -16,7 +16,9 @@ Per call: Twilio connects to `/twilio`; the bridge opens one server stream; the 
 lead (`--lead-ms`, 200) ahead of Twilio's playback, sends a `mark` after each segment and counts
 a segment heard when Twilio echoes it. `/calls/{callSid}/barge-in` sends `clear`, cancels the
 server's output and reports what was heard fully, partly (estimated from the pacing clock) or not
-at all. See `app.py` for the HTTP API, `twilio_peer.py` for an emulated Twilio to try it with.
+at all. With a Twilio auth token, only upgrades bearing Twilio's `X-Twilio-Signature` get a call
+(`twilio_auth.py`, `twilio_signature.py`). See `app.py` for the HTTP API, `twilio_peer.py` for an
+emulated Twilio to try it with.
 """
 
 from .app import create_bridge_app

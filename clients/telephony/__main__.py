@@ -10,6 +10,7 @@ import uvicorn
 
 from .app import create_bridge_app
 from .options import BridgeOptions
+from .twilio_auth import is_loopback, public_url_problem
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, BridgeOptions]:
@@ -33,15 +34,53 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Bridg
         help="require `Authorization: Bearer TOKEN` on the bot API (default: $TELEPHONY_BOT_TOKEN)",
     )
     parser.add_argument(
+        "--twilio-auth-token",
+        default=os.environ.get("TWILIO_AUTH_TOKEN"),
+        help="accept /twilio only with a valid X-Twilio-Signature made with this token (default: $TWILIO_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the bridge's base URL as Twilio reaches it, what Twilio signs (e.g. wss://voice.example.com, "
+        "when a TLS proxy is in front; default: the request's scheme and Host)",
+    )
+    parser.add_argument(
+        "--insecure-no-twilio-auth",
+        action="store_true",
+        help="serve /twilio without a Twilio auth token on a non-loopback address (anyone could open calls)",
+    )
+    parser.add_argument(
+        "--insecure-no-bot-auth",
+        action="store_true",
+        help="serve the bot API (/calls) without --bot-token on a non-loopback address (anyone could speak on calls)",
+    )
+    parser.add_argument(
         "--lead-ms", type=float, default=defaults.lead_ms, help="how far ahead of Twilio's playback audio is sent"
     )
     parser.add_argument("--max-calls", type=int, default=defaults.max_calls)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    if args.public_url is not None and (problem := public_url_problem(args.public_url)):
+        parser.error(f"--public-url: {problem}")
+    twilio_auth_token = args.twilio_auth_token or None
+    if twilio_auth_token is None and not (args.insecure_no_twilio_auth or is_loopback(args.host)):
+        # Exits with status 2, like the speech server's --insecure-no-auth policy.
+        parser.error(
+            f"no Twilio auth token is set, and {args.host!r} is not a loopback address: anyone who reaches "
+            "the port could open calls on /twilio and spend speech. Set --twilio-auth-token (or "
+            "$TWILIO_AUTH_TOKEN), or pass --insecure-no-twilio-auth to serve openly anyway"
+        )
+    if not args.bot_token and not (args.insecure_no_bot_auth or is_loopback(args.host)):
+        parser.error(
+            f"no bot token is set, and {args.host!r} is not a loopback address: anyone who reaches the port "
+            "could put words into calls. Set --bot-token (or $TELEPHONY_BOT_TOKEN), or pass "
+            "--insecure-no-bot-auth to serve the bot API openly anyway"
+        )
     options = BridgeOptions(
         server_url=args.server,
         api_key=args.api_key or None,
         bot_token=args.bot_token or None,
+        twilio_auth_token=twilio_auth_token,
+        public_url=args.public_url,
         lead_ms=args.lead_ms,
         max_calls=args.max_calls,
     )

@@ -5,7 +5,11 @@
 - `POST /calls/{sid}/end`: no more text for this call.
 - `POST /calls/{sid}/barge-in`: the caller spoke: `clear` Twilio, `cancel` the server, say what was heard.
 - `GET /calls/{sid}`: the call's state and which segments were heard.
-- `GET /healthz`: `{"status": "ok", "calls": N}`.
+- `GET /healthz`: `{"status": "ok", "calls": N, "refused_handshakes": M}` (`/twilio` upgrades refused
+  for lack of a valid `X-Twilio-Signature`).
+
+With `twilio_auth_token` set, `/twilio` checks Twilio's signature before accepting the socket and
+answers anything else with HTTP 403 (`twilio_auth.py`): no call, no server stream, no TTS spent.
 
 `{sid}` is the call's `callSid` or its stream's `streamSid`. Errors are JSON
 `{"error": {"code", "message"}}` with the matching status, like the speech server's.
@@ -17,6 +21,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import msgspec
 from starlette.applications import Starlette
@@ -29,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .call import Call, CallConflict
 from .options import BridgeOptions
 from .registry import CallRegistry
+from .twilio_auth import TWILIO_PATH, public_url_problem, signature_refusal
 from .twilio_protocol import InboundMessage, Start, StartInfo, Stop, decode_inbound
 from .upstream import open_upstream
 
@@ -66,8 +72,23 @@ class ApiError(Exception):
 Handler = Callable[[Request, Call], Awaitable[Response]]
 
 
+@dataclass
+class HandshakeCounters:
+    refused: int = 0
+    """`/twilio` upgrades refused for a missing or wrong `X-Twilio-Signature`."""
+
+
 def create_bridge_app(options: BridgeOptions) -> Starlette:
+    if options.public_url is not None and (problem := public_url_problem(options.public_url)):
+        raise ValueError(f"public_url: {problem}")
     registry = CallRegistry(options.max_calls)
+    handshakes = HandshakeCounters()
+    if options.twilio_auth_token is None:
+        log.warning(
+            "%s is open: no Twilio auth token is set, so anyone who finds the URL can open a call and "
+            "spend speech (set --twilio-auth-token or $TWILIO_AUTH_TOKEN)",
+            TWILIO_PATH,
+        )
 
     def authorize(request: Request) -> None:
         if options.bot_token is None:
@@ -115,9 +136,19 @@ def create_bridge_app(options: BridgeOptions) -> Starlette:
         return json_response(await call.barge_in())
 
     async def healthz(request: Request) -> Response:
-        return json_response({"status": "ok", "calls": len(registry)})
+        return json_response({"status": "ok", "calls": len(registry), "refused_handshakes": handshakes.refused})
 
     async def twilio(websocket: WebSocket) -> None:
+        if options.twilio_auth_token is not None:
+            refusal = signature_refusal(websocket, options.twilio_auth_token, options.public_url)
+            if refusal is not None:
+                handshakes.refused += 1
+                client = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+                log.warning("refused a %s handshake from %s: %s", TWILIO_PATH, client, refusal)
+                await deny_handshake(
+                    websocket, "forbidden", "this handshake is not signed by Twilio (X-Twilio-Signature)"
+                )
+                return
         await websocket.accept()
         start = await receive_start(websocket, options.start_timeout_s)
         if start is None:
@@ -154,7 +185,7 @@ def create_bridge_app(options: BridgeOptions) -> Starlette:
 
     app = Starlette(
         routes=[
-            WebSocketRoute("/twilio", twilio),
+            WebSocketRoute(TWILIO_PATH, twilio),
             Route("/calls/{sid}", call_route(get_call), methods=["GET"]),
             Route("/calls/{sid}/text", call_route(post_text), methods=["POST"]),
             Route("/calls/{sid}/end", call_route(post_end), methods=["POST"]),
@@ -164,7 +195,21 @@ def create_bridge_app(options: BridgeOptions) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.state.registry = registry
+    app.state.handshakes = handshakes
     return app
+
+
+async def deny_handshake(websocket: WebSocket, code: str, message: str) -> None:
+    """Refuse a WebSocket before accepting it: HTTP 403 with a JSON body where the server can send
+    one (ASGI's denial-response extension), else a close before accept (also a 403, bodyless).
+
+    uvicorn's websockets-sansio protocol (its default) logs a spurious "ASGI callable returned
+    without completing handshake" after a denial response; the client still gets the 403 with its
+    body (Kludex/uvicorn#3138 fixes it)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(403, code, message))
+    else:
+        await websocket.close(CLOSE_POLICY)
 
 
 async def read_body(request: Request) -> bytes:

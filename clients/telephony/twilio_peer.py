@@ -6,6 +6,8 @@ message it receives strictly (`peer_checks.py`, plus: audio may arrive at most `
 ahead of playback), and plays like Twilio: a real-time clock consumes 160 bytes every 20 ms from
 a buffer of what was sent and not yet played, a `mark` is echoed when playback reaches it, and
 `clear` empties the buffer and echoes the marks still in it. What it played is kept (μ-law bytes).
+Given an auth token, it signs its WebSocket upgrade as Twilio does (`X-Twilio-Signature` over the
+URL it connects to, or over `signed_url` when a proxy stands between, as Twilio signs the URL in TwiML).
 
     python -m clients.telephony.twilio_peer --bridge ws://127.0.0.1:8080/twilio --say "Hello there."
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import secrets
 import sys
 import time
@@ -43,6 +46,7 @@ from .twilio_protocol import (
     Start,
     StartInfo,
 )
+from .twilio_signature import SIGNATURE_HEADER, compute_signature
 
 TELEPHONY_FORMAT = MediaFormat(encoding=MULAW_ENCODING, sample_rate=SAMPLE_RATE, channels=1)
 FRAME_S = FRAME_MS / 1000
@@ -296,8 +300,13 @@ async def twilio_call(
     max_lead_ms: float | None = None,
     call_sid: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    auth_token: str | None = None,
+    signed_url: str | None = None,
 ) -> AsyncIterator[TwilioPeer]:
-    """A call's media stream connected to the bridge; hung up (`stop`) on exit."""
+    """A call's media stream connected to the bridge; hung up (`stop`) on exit.
+
+    With `auth_token`, the upgrade carries Twilio's signature of `signed_url` (default: `bridge_url`,
+    the URL connected to). A refused handshake raises websockets' `InvalidStatus`."""
     start = StartInfo(
         stream_sid=twilio_sid("MZ"),
         call_sid=call_sid or twilio_sid("CA"),
@@ -305,7 +314,8 @@ async def twilio_call(
         account_sid=twilio_sid("AC"),
         tracks=["inbound"],
     )
-    async with connect(bridge_url, max_queue=64) as connection:
+    headers = {} if auth_token is None else {SIGNATURE_HEADER: compute_signature(auth_token, signed_url or bridge_url)}
+    async with connect(bridge_url, max_queue=64, additional_headers=headers) as connection:
         peer = TwilioPeer(connection, start, max_lead_ms, clock)
         await peer._announce()
         tasks = [asyncio.create_task(coro) for coro in (peer._receive(), peer._play(), peer._speak_silence())]
@@ -331,7 +341,9 @@ async def _demo(args: argparse.Namespace) -> TwilioPeer:
     headers = {"Authorization": f"Bearer {args.bot_token}"} if args.bot_token else {}
     async with (
         httpx.AsyncClient(base_url=bot_api_url(args.bridge), headers=headers) as bot,
-        twilio_call(args.bridge, max_lead_ms=args.max_lead_ms) as peer,
+        twilio_call(
+            args.bridge, max_lead_ms=args.max_lead_ms, auth_token=args.auth_token or None, signed_url=args.signed_url
+        ) as peer,
     ):
         print(f"connected: callSid {peer.call_sid}, streamSid {peer.stream_sid}")
         if args.say:
@@ -377,6 +389,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bridge", default="ws://127.0.0.1:8080/twilio", help="the bridge's Twilio WebSocket URL")
     parser.add_argument("--say", help="post this text to the bridge's bot API for the call, then end it")
     parser.add_argument("--bot-token", help="the bridge's --bot-token, if it has one")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("TWILIO_AUTH_TOKEN"),
+        help="sign the upgrade with this Twilio auth token, like Twilio (default: $TWILIO_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--signed-url",
+        help="the URL to sign when it differs from --bridge (the bridge's --public-url + /twilio, behind a proxy)",
+    )
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="hang up after this long (with --say: once all of it was heard)"
     )

@@ -345,3 +345,19 @@ async def test_keys_and_tokens_never_reach_the_log_or_the_client() -> None:
     assert "token=***" in log  # the request lines were logged, masked
     for secret in (KEY, wrong, token, token.split(".")[1]):
         assert secret not in log
+
+
+async def test_sse_session_text_over_the_keys_characters_is_429_and_the_session_goes_on(
+    tone_provider: ToneProvider,
+) -> None:
+    async with keyed_server(tone_provider, key_chars_per_minute=30) as server, httpx.AsyncClient(
+        base_url=server.http_url, headers=BEARER
+    ) as http:
+        made = (await http.post("/v1/tts/sessions", json={})).json()
+        assert (await http.post(made["text_url"], json={"text": "Twenty chars fit in."})).status_code == 200
+        over = await http.post(made["text_url"], json={"text": "These twenty do not."})
+        assert over.status_code == 429 and over.json()["error"]["code"] == "rate_limited"
+        assert int(over.headers["retry-after"]) >= 1
+        assert (await http.post(made["text_url"], json={"end": True})).status_code == 200
+        events = await http.get(made["events_url"])
+    assert "Twenty chars fit in." in events.text and "do not" not in events.text and "event: done" in events.text

@@ -1,5 +1,6 @@
 """Clients of stream_server: `python` (async library and `say` CLI), `web`, `telephony`.
 
-Each client stands on its own and talks to the server only over its public protocols; none of
-them imports `stream_server`.
+Each client talks to the server only over its public protocols; none of them imports
+`stream_server`. The telephony bridge shares the Python client's protocol messages
+(`clients.python.messages`) and nothing else of it.
 """

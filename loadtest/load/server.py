@@ -1,0 +1,75 @@
+"""Starting `python -m stream_server` for a run, and waiting until it is idle between levels."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from loadtest.ttfa import ManagedProcess, free_port, wait_until_up
+
+
+@dataclass(frozen=True, slots=True)
+class StartedServer:
+    base_http: str
+    pid: int
+    command: str
+    log_path: Path
+
+
+def server_argv(port: int, providers: Sequence[str], max_streams: int, extra: Sequence[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "stream_server", "--host", "127.0.0.1", "--port", str(port),
+        *(arg for name in providers for arg in ("--providers", name)),
+        "--provider", providers[0],
+        # Room for every stream of the run (the defaults would refuse them with server_busy)...
+        "--max-streams", str(max_streams), "--max-connections", str(max(1000, 3 * max_streams)),
+        # ...and finished SSE sessions hold a stream slot until their idle expiry (60 s by
+        # default): expire them soon, or a long SSE run fills --max-streams with finished ones.
+        "--sse-idle-s", "5",
+        # Stopping it must not wait for streams to drain.
+        "--shutdown-grace-s", "0",
+        "--log-level", "warning",
+        *extra,
+    ]  # fmt: skip
+
+
+@contextmanager
+def our_server(
+    providers: Sequence[str],
+    max_streams: int,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    startup_timeout_s: float = 120.0,
+) -> Iterator[StartedServer]:
+    """A stream_server process on a free loopback port, stopped (its whole group) on exit."""
+    port = free_port()
+    argv = server_argv(port, providers, max_streams, extra_args)
+    # `env` execs the server in place (same pid, for /proc) with these variables added.
+    prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
+    with ManagedProcess("stream_server", [*prefix, *argv], log_path) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/readyz", process, startup_timeout_s)
+        yield StartedServer(base, process.pid, shlex.join(argv), log_path)
+
+
+def wait_idle(base_http: str, timeout_s: float = 30.0) -> int:
+    """Poll /healthz until the server has no open stream (bounded); return the streams left."""
+    deadline = time.monotonic() + timeout_s
+    streams = -1
+    while time.monotonic() < deadline:
+        try:
+            streams = int(httpx.get(f"{base_http}/healthz", timeout=5.0).json().get("streams", 0))
+        except (httpx.HTTPError, ValueError):
+            streams = -1
+        if streams == 0:
+            return 0
+        time.sleep(0.2)
+    return streams

@@ -88,6 +88,7 @@ import av
 import numpy as np
 
 from ..providers.base import PcmChunk
+from .resampling import Resampler
 
 __all__ = [
     "FORMAT_ALIASES",
@@ -308,7 +309,7 @@ class _Codec:
 
     def __init__(self, context: av.AudioCodecContext) -> None:
         self.context = context
-        self._resampler: av.AudioResampler | None = None
+        self._resampler: Resampler | None = None
         self._resampler_key: tuple[str, str, int] | None = None
 
     def decode(self, packet: av.Packet | bytes | None) -> list[tuple[np.ndarray, int]]:
@@ -324,7 +325,7 @@ class _Codec:
             # (swresample's own downmix to float has a gain of 0.707 per channel and can clip).
             key = (frame.format.name, frame.layout.name, frame.sample_rate)
             if self._resampler is None or key != self._resampler_key:
-                self._resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                self._resampler = Resampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
                 self._resampler_key = key
             converted = self._resampler.resample(frame)
             if not converted:

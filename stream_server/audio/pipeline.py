@@ -15,6 +15,7 @@ import numpy as np
 from ..providers.base import PcmChunk
 from .encoders import Chunk, make_encoder, silence
 from .formats import OutputFormat
+from .resampling import Resampler
 from .seams import SeamSettings, SegmentShaper
 
 
@@ -71,7 +72,7 @@ class AudioPipeline:
         self._frame_samples = self._encoder.frame_samples
         self._frame_ms = 1000.0 * self._frame_samples / sample_rate
         self._sample_format = self._encoder.sample_format
-        self._resampler = av.AudioResampler(format=self._sample_format, layout="mono", rate=sample_rate)
+        self._resampler = Resampler(format=self._sample_format, layout="mono", rate=sample_rate)
         self._input_rate: int | None = None
         self._fifo = av.AudioFifo()
         self._seams = seams or SeamSettings()
@@ -147,7 +148,7 @@ class AudioPipeline:
             for resampled in self._resampler.resample(None):
                 resampled.pts = None
                 self._fifo.write(resampled)
-            self._resampler = av.AudioResampler(format=self._sample_format, layout="mono", rate=self._rate)
+            self._resampler = Resampler(format=self._sample_format, layout="mono", rate=self._rate)
         self._input_rate = rate
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"

@@ -331,6 +331,10 @@ class _End:
     pass
 
 
+def _ignore_segment(segment: Segment) -> None:
+    pass
+
+
 _END: Final = _End()
 
 
@@ -415,6 +419,10 @@ class _Synthesis:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The session's callback is the one reference back to it: dropped, the session and this
+        # synthesis (its codec and resampler, with their native threads) are freed by reference
+        # counting when the stream closes, not at the next full garbage collection.
+        self._on_segment_finished = _ignore_segment
 
     async def _produce(self) -> None:
         while True:

@@ -22,7 +22,7 @@ async def healthz(request: Request) -> JSONResponse:
             # For leak checks (loadtest/soak.py): both return to their baseline once streams end.
             # `tasks` includes the task answering this request.
             "tasks": len(asyncio.all_tasks()),
-            "threads": threading.active_count(),
+            "threads": _native_threads(),
             "providers": {
                 name: {"voices": [v.id for v in provider.voices], **provider.stats()}
                 for name, provider in state.providers.items()
@@ -46,3 +46,15 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     state: ServerState = request.app.state.server
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _native_threads() -> int:
+    """Every thread of the process, FFmpeg's and ONNX Runtime's included (Linux), not only Python's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return threading.active_count()

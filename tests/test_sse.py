@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from stream_server.providers.tone import ToneProvider
 from stream_server.text import split_sentences
 
 from .conftest import RunningServer, run_server, tone_settings
+from .helpers import wait_for
 from .test_ws_stream import expected_segment_ms
 
 TEXT = "Hello there. This is a test of the stream! Goodbye now."
@@ -43,7 +45,7 @@ async def read_events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
             continue
         else:
             name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             if name == "id":
                 event_id = int(value)
             elif name == "event":
@@ -93,7 +95,7 @@ async def test_one_shot_stream_with_a_chunked_text_body(tone_server: RunningServ
 
     writer.write(
         b"POST /v1/tts/stream?sample_rate=24000 HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n" + chunk("First sentence here. Sec".encode())
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"First sentence here. Sec")
     )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
@@ -300,3 +302,19 @@ async def test_deeply_nested_json_body_is_a_bad_message_not_a_500(tone_server: R
     async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
         response = await http.post("/v1/tts/stream", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_message"
+
+
+async def test_a_finished_sse_session_frees_its_stream_slot_but_keeps_its_events(tone_provider: ToneProvider) -> None:
+    async with run_server(tone_settings(max_streams=1), {"tone": tone_provider}) as server, httpx.AsyncClient(
+        base_url=server.http_url
+    ) as http:
+        first = (await http.post("/v1/tts/sessions", json={})).json()
+        assert (await http.post("/v1/tts/sessions", json={})).status_code == 503  # the one slot is taken
+        await http.post(first["text_url"], json={"text": "Done soon.", "end": True})
+        events = await http.get(first["events_url"])
+        assert "event: done" in events.text
+        await wait_for(lambda: not server.state.streams)
+        second = await http.post("/v1/tts/sessions", json={})
+        assert second.status_code == 201  # the finished session no longer holds the slot
+        again = await http.get(first["events_url"], headers={"Last-Event-ID": "0"})
+        assert again.status_code == 200 and "event: done" in again.text

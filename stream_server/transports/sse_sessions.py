@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import msgspec
@@ -94,9 +94,16 @@ class EventLog:
 
 class SseSession:
     def __init__(
-        self, session_id: str, stream: StreamSession, outbox: Outbox[OutItem], ready: Ready, resume_ms: float
+        self,
+        session_id: str,
+        stream: StreamSession,
+        outbox: Outbox[OutItem],
+        ready: Ready,
+        resume_ms: float,
+        finished: Callable[[], Awaitable[None]],
     ) -> None:
         self.id = session_id
+        self._finished = finished
         self.stream = stream
         self.outbox = outbox
         self.log = EventLog(resume_ms)
@@ -192,10 +199,13 @@ class SseSession:
                     self.log.append(self._encoder.event(self.stream.stats.done_message()))
                     self.done = True
                     self.log.changed.notify_all()
-                    return
+                    break
                 self.log.append(self._encoder.event(item))  # type: ignore[arg-type]
                 self.stream.note_sent(item)
                 self.log.changed.notify_all()
+        # The stream is over: its slot (--max-streams, the key's streams) is free now; the event
+        # log stays for readers and resumes until the session expires.
+        await self._finished()
 
     async def end_with(self, error: Error) -> None:
         """The server ends the stream early: readers get `error`, then the event stream ends."""
@@ -230,8 +240,13 @@ class SseSessions:
             await session.end_with(Error(code=reason.code, message=reason.message))
             await self.close(session_id)
 
+        async def finished() -> None:
+            await close_stream(self._state, stream)
+
         stream, outbox = await open_stream(self._state, options, "sse_session", client, stop=stop)
-        session = SseSession(session_id, stream, outbox, ready_message(options), self._state.settings.sse_resume_ms)
+        session = SseSession(
+            session_id, stream, outbox, ready_message(options), self._state.settings.sse_resume_ms, finished
+        )
         self._sessions[session_id] = session
         log_event(logger, "sse.open", session=session_id, stream=stream.stream_id, provider=options.provider)
         return session

@@ -28,11 +28,8 @@ def server_argv(port: int, providers: Sequence[str], max_streams: int, extra: Se
         sys.executable, "-m", "stream_server", "--host", "127.0.0.1", "--port", str(port),
         *(arg for name in providers for arg in ("--providers", name)),
         "--provider", providers[0],
-        # Room for every stream of the run (the defaults would refuse them with server_busy)...
+        # Room for every stream of the run (the defaults would refuse them with server_busy).
         "--max-streams", str(max_streams), "--max-connections", str(max(1000, 3 * max_streams)),
-        # ...and finished SSE sessions hold a stream slot until their idle expiry (60 s by
-        # default): expire them soon, or a long SSE run fills --max-streams with finished ones.
-        "--sse-idle-s", "5",
         # Stopping it must not wait for streams to drain.
         "--shutdown-grace-s", "0",
         "--log-level", "warning",

@@ -6,6 +6,7 @@ the text (`expected_duration_ms`) and no model time hides the server's own overh
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import AsyncGenerator, Sequence
 
@@ -35,10 +36,17 @@ def _word_samples(speed: float) -> int:
 
 
 def _beep(word: str, base: float, speed: float) -> np.ndarray:
+    # crc32, not hash(): the pitch must not change with PYTHONHASHSEED.
+    return _tone(zlib.crc32(word.encode()) % 12, base, speed)
+
+
+@functools.lru_cache(maxsize=256)
+def _tone(step: int, base: float, speed: float) -> np.ndarray:
+    """One of 12 pitches per voice and speed: made once, shared read-only (the tone provider is
+    what load tests measure the server with, so it must cost next to nothing)."""
     total = _word_samples(speed)
     beep = round(total * BEEP_MS / (BEEP_MS + GAP_MS))
-    # crc32, not hash(): the pitch must not change with PYTHONHASHSEED.
-    freq = base * (1.0 + (zlib.crc32(word.encode()) % 12) / 12.0)
+    freq = base * (1.0 + step / 12.0)
     t = np.arange(beep) / SAMPLE_RATE
     wave = AMPLITUDE * np.sin(2 * np.pi * freq * t)
     fade = min(beep // 2, SAMPLE_RATE * FADE_MS // 1000)
@@ -47,6 +55,7 @@ def _beep(word: str, base: float, speed: float) -> np.ndarray:
     wave[beep - fade :] *= ramp[::-1]
     out = np.zeros(total, dtype=np.float32)
     out[:beep] = wave
+    out.flags.writeable = False
     return out
 
 

@@ -36,6 +36,9 @@ def uvicorn_config(
         port=settings.port,
         log_config=configure_logging(settings.log_level),
         ws_max_size=max(WS_MAX_SIZE_FACTOR * settings.max_message_bytes, WS_MAX_SIZE_FLOOR),
+        # Encoded audio does not compress: deflating every frame (browsers and the websockets
+        # library offer it by default) would cost CPU per frame and gain nothing.
+        ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

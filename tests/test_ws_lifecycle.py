@@ -146,3 +146,9 @@ async def test_a_closed_stream_frees_its_codec_threads_without_waiting_for_the_g
         assert (await tone_server.health())["threads"] == baseline
     finally:
         gc.enable()
+
+
+async def test_audio_frames_are_not_deflated(tone_server: RunningServer) -> None:
+    async with connect(tone_server.ws_url, compression="deflate") as ws:  # offered, as browsers do
+        assert (await receive(ws))["type"] == "ready"
+        assert ws.protocol.extensions == []

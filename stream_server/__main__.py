@@ -8,8 +8,8 @@ import sys
 from .app import check_stream_defaults
 from .logs import configure_logging
 from .protocol import ProtocolError
-from .security import KeyStoreError
 from .providers import build_providers
+from .security import KeyStoreError
 from .server import StreamServer, uvicorn_config
 from .settings import SettingsError, load_settings
 

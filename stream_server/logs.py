@@ -19,7 +19,7 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 # browser token), and at debug level the WebSocket handshake's headers (a key).
 _SECRETS = (
     re.compile(r"([?&]token=)[^&\s\\\"]+"),
-    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*(?:bearer\s+|basic\s+)?)[^\s\\\"]+", re.I),
+    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*(?:bearer\s+|basic\s+)?)[^\s\\\"]+", re.IGNORECASE),
 )
 
 

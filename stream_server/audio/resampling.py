@@ -16,7 +16,7 @@ from av.filter import Graph
 
 
 class Resampler:
-    def __init__(self, format: str, layout: str, rate: int) -> None:  # noqa: A002 - PyAV's name
+    def __init__(self, format: str, layout: str, rate: int) -> None:
         self._format = format
         self._layout = layout
         self._rate = rate

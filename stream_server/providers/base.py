@@ -6,6 +6,7 @@ A provider turns one segment of text into an async iterator of PCM chunks. Every
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,10 +37,54 @@ class VoiceInfo:
     """Where the provider documents it."""
 
 
+_ticks = itertools.count()
+
+
+def next_tick() -> int:
+    """A number larger than any returned before, from any thread: orders who started waiting first.
+
+    (`next` on an `itertools.count` is one C call, atomic under the GIL.)
+    """
+    return next(_ticks)
+
+
+class Urgency:
+    """Whether a listener is waiting for a job's audio now, or the job is look-ahead work.
+
+    Shared by reference, not copied: the session creates one per segment and raises it when the
+    stream reaches that segment while its synthesis may still be queued; a provider that orders
+    its own work (Piper's inference queue) reads it each time it picks the next job. Raised at
+    most once, never lowered. Providers that do not queue work ignore it.
+    """
+
+    __slots__ = ("_since",)
+
+    def __init__(self, urgent: bool = False) -> None:
+        self._since = next_tick() if urgent else None
+
+    @property
+    def urgent(self) -> bool:
+        return self._since is not None
+
+    @property
+    def since(self) -> int | None:
+        """When someone started waiting (a `next_tick()`); None while it is look-ahead."""
+        return self._since
+
+    def promote(self) -> None:
+        if self._since is None:
+            self._since = next_tick()
+
+    def __repr__(self) -> str:
+        return f"Urgency(since={self._since})"
+
+
 @dataclass(frozen=True, slots=True)
 class VoiceOptions:
     voice: str
     speed: float = 1.0
+    urgency: Urgency | None = None
+    """None: the caller did not say, so someone is taken to be waiting (scheduled as urgent)."""
 
 
 class ProviderError(Exception):

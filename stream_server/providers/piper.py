@@ -1,8 +1,10 @@
 """`piper`: local neural voices (Piper VITS models in ONNX), running on the CPU.
 
 Models are loaded once, when the server starts. Inference runs in a bounded thread pool so the
-event loop stays free; Piper yields one chunk per sentence it finds in the segment, and each step
-of its generator is one job, so a multi-sentence segment streams sentence by sentence.
+event loop stays free; Piper yields one chunk per sentence it finds in the segment, and each
+sentence is one job, so a multi-sentence segment streams sentence by sentence. The pool serves
+urgent jobs (audio a listener is waiting for now, `VoiceOptions.urgency`) before look-ahead ones,
+so a new stream's first sentence does not wait behind other streams' next segments.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import asyncio
 import json
 import logging
 import os
-import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from piper.config import PiperConfig
 from piper.voice import AudioChunk
 
 from ..logs import log_event
-from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+from .base import PcmChunk, ProviderError, Urgency, VoiceInfo, VoiceOptions
+from .priority_pool import PriorityPool
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,7 @@ class PiperProvider:
                 raise ValueError(f"two Piper voices are named {loaded.info.id!r}: rename one model file")
             self._voices[loaded.info.id] = loaded
             log_event(logger, "piper.voice_loaded", voice=loaded.info.id, sample_rate=loaded.info.sample_rate)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piper")
-        self._jobs_in_flight = 0
-        self._jobs_started = 0
-        self._jobs_lock = threading.Lock()
+        self._pool = PriorityPool(workers, thread_name_prefix="piper")
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -107,21 +105,20 @@ class PiperProvider:
         text = text.replace("[[", "[ [").replace("]]", "] ]")
         length_scale = loaded.voice.config.length_scale / options.speed
         config = SynthesisConfig(length_scale=length_scale)
-        sentences = iter(loaded.voice.synthesize(text, syn_config=config))
+        sentences = _Sentences(loaded.voice, text, config)
         rate = loaded.info.sample_rate
         while True:
-            chunk = await self._next_sentence(sentences)
+            chunk = await self._next_sentence(sentences, options.urgency)
             if chunk is None:
                 return
             yield PcmChunk(chunk.audio_float_array, rate)
+            if sentences.exhausted:
+                return
 
-    async def _next_sentence(self, sentences: Iterator[AudioChunk]) -> AudioChunk | None:
-        # Counted from submission to completion (run, failed or cancelled while queued), so
-        # /healthz shows whether a stream that went away left work behind.
-        with self._jobs_lock:
-            self._jobs_in_flight += 1
-        job = self._executor.submit(self._run_step, sentences)
-        job.add_done_callback(self._job_done)
+    async def _next_sentence(self, sentences: _Sentences, urgency: Urgency | None) -> AudioChunk | None:
+        # /healthz's jobs_in_flight counts a job from submission to completion (run, failed or
+        # cancelled while queued), so it shows whether a stream that went away left work behind.
+        job = self._pool.submit(sentences.next, urgency)
         try:
             # Cancelling this await cancels the job if it has not started yet; a running
             # inference cannot be interrupted and its result is dropped.
@@ -131,18 +128,42 @@ class PiperProvider:
             logger.debug("piper.synthesis_failed", exc_info=True)
             raise ProviderError(f"piper could not synthesize this segment ({type(exc).__name__})") from exc
 
-    def _run_step(self, sentences: Iterator[AudioChunk]) -> AudioChunk | None:
-        with self._jobs_lock:
-            self._jobs_started += 1
-        return next(sentences, None)
-
-    def _job_done(self, _job: Future) -> None:
-        with self._jobs_lock:
-            self._jobs_in_flight -= 1
-
     async def aclose(self) -> None:
         # Waits for a running inference to end: off the event loop.
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._pool.shutdown)
 
     def stats(self) -> dict[str, int]:
-        return {"jobs_in_flight": self._jobs_in_flight, "jobs_started": self._jobs_started}
+        return {"jobs_in_flight": self._pool.in_flight, "jobs_started": self._pool.started}
+
+
+class _Sentences:
+    """A segment's audio, one sentence per `next()`, run on the pool's threads (never two at once).
+
+    Piper's generator only finds out that no sentence is left when asked for one more; that ask
+    would be one more queued job, and under load a whole turn of the queue before the segment can
+    end. Counting the sentences first (phonemizing takes a millisecond, inference hundreds) lets the
+    last one say so itself.
+    """
+
+    def __init__(self, voice: PiperVoice, text: str, config: SynthesisConfig) -> None:
+        self._voice = voice
+        self._text = text
+        self._config = config
+        self._chunks: Iterator[AudioChunk] | None = None
+        self._left = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._chunks is not None and self._left == 0
+
+    def next(self) -> AudioChunk | None:
+        if self._chunks is None:
+            # PiperVoice.synthesize yields one chunk per sentence that has phonemes, no others.
+            self._left = sum(1 for phonemes in self._voice.phonemize(self._text) if phonemes)
+            self._chunks = iter(self._voice.synthesize(self._text, syn_config=self._config))
+        if self._left == 0:
+            return None
+        chunk = next(self._chunks, None)
+        # Fewer chunks than counted (a Piper that skips more) ends the segment, never blocks it.
+        self._left = self._left - 1 if chunk is not None else 0
+        return chunk

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
@@ -31,7 +31,7 @@ from ..buffer import AudioRing
 from ..logs import log_event
 from ..metrics import Metrics
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage, Warning
-from ..providers.base import PcmChunk, Provider, ProviderError, VoiceOptions
+from ..providers.base import PcmChunk, Provider, ProviderError, Urgency, VoiceOptions
 from ..text import SentenceSegmenter
 from ..text.paragraphs import ParagraphTracker
 from .options import StreamOptions
@@ -341,6 +341,8 @@ _END: Final = _End()
 @dataclass(slots=True)
 class _Job:
     segment: Segment
+    urgency: Urgency
+    """Urgent when the stream's next audio is this segment's; look-ahead until then."""
     chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=lambda: asyncio.Queue(JOB_QUEUE_CHUNKS))
     error: tuple[str, str] | None = None
     """(code, message) when no provider of the chain could synthesize the segment."""
@@ -404,6 +406,8 @@ class _Synthesis:
         self._segments: asyncio.Queue[Segment | _End] = asyncio.Queue()
         self._jobs: asyncio.Queue[_Job | _End] = asyncio.Queue()
         self._slots = asyncio.Semaphore(lookahead + 1)
+        self._unemitted = 0
+        """Jobs created and not yet emitted: a new job is urgent when no earlier one is left."""
         self._job_tasks: set[asyncio.Task[None]] = set()
         self._producer = asyncio.create_task(self._produce(), name=f"produce-{stream_id}")
         self._emitter = asyncio.create_task(self._emit(), name=f"emit-{stream_id}")
@@ -431,7 +435,8 @@ class _Synthesis:
                 self._jobs.put_nowait(_END)
                 return
             await self._slots.acquire()
-            job = _Job(item)
+            job = _Job(item, Urgency(urgent=self._unemitted == 0))
+            self._unemitted += 1
             job.task = asyncio.create_task(self._run_job(job), name=f"synth-{self._stream_id}-{item.seq}")
             self._job_tasks.add(job.task)
             job.task.add_done_callback(self._job_tasks.discard)
@@ -441,9 +446,10 @@ class _Synthesis:
         for index, (provider, voice) in enumerate(self._chain):
             produced = False
             started = time.perf_counter()
+            options = replace(voice, urgency=job.urgency)
             try:
                 # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
-                async with aclosing(provider.synthesize(job.segment.text, voice)) as chunks:
+                async with aclosing(provider.synthesize(job.segment.text, options)) as chunks:
                     async for chunk in chunks:
                         if self._stats.first_chunk_at is None:
                             self._stats.first_chunk_at = time.perf_counter()
@@ -486,6 +492,8 @@ class _Synthesis:
                 await self._put_frames(None, await self._encode(self._audio.finish))
                 await self._ring.put(STREAM_DONE)
                 return
+            # The segment before it is out: the stream now waits for this one.
+            job.urgency.promote()
             try:
                 await self._emit_job(job)
             except Exception as exc:
@@ -499,6 +507,7 @@ class _Synthesis:
                     job.task.cancel()
                 await self._close_segment(job, ErrorCode.INTERNAL_ERROR, "the server failed on this segment")
             finally:
+                self._unemitted -= 1
                 self._slots.release()
 
     async def _emit_job(self, job: _Job) -> None:

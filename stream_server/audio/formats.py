@@ -35,6 +35,11 @@ class OutputFormat:
     muxer_options: dict[str, str] = field(default_factory=dict)
     muxer_lag_frames: int = 0
     """Frames the muxer holds before writing a packet out (WebM closes a cluster at the next)."""
+    encoded_off_loop: bool = False
+    """Encoding is slow enough to run in the encode threads (MP3, AAC: over 1 ms of CPU per 200 ms
+    slice). The others are encoded on the event loop: handing each slice to a thread costs more
+    (the hop, and the GIL passed back and forth) than encoding it, ~40 % of the server's CPU
+    for Opus under load (BENCHMARKS.md)."""
 
     @property
     def frames_are_packets(self) -> bool:
@@ -89,8 +94,11 @@ _FORMATS = (
         muxer_options={**_STREAMING, "live": "1", "cluster_time_limit": "1"},
         muxer_lag_frames=1,
     ),
-    OutputFormat("mp3", "libmp3lame", None, PCM_RATES, "audio/mpeg", (), pad_last_frame=True),
-    OutputFormat("aac", "aac", "adts", PCM_RATES, "audio/aac", (), pad_last_frame=True, muxer_options=_STREAMING),
+    OutputFormat("mp3", "libmp3lame", None, PCM_RATES, "audio/mpeg", (), pad_last_frame=True, encoded_off_loop=True),
+    OutputFormat(
+        "aac", "aac", "adts", PCM_RATES, "audio/aac", (), pad_last_frame=True, muxer_options=_STREAMING,
+        encoded_off_loop=True,
+    ),
     OutputFormat("flac", "flac", "flac", PCM_RATES, "audio/flac", pad_last_frame=True, muxer_options=_STREAMING),
     OutputFormat("wav", "pcm_s16le", "wav", PCM_RATES, "audio/wav", muxer_options=_STREAMING),
 )

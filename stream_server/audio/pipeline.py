@@ -81,8 +81,8 @@ class AudioPipeline:
 
     @property
     def cheap(self) -> bool:
-        """Raw samples out (pcm, f32, G.711): quick enough to run on the event loop."""
-        return self._encoder.bytes_per_sample is not None
+        """Quick enough to run on the event loop (every format but MP3 and AAC)."""
+        return not self._format.encoded_off_loop
 
     def push(self, chunk: PcmChunk) -> list[EncodedFrame]:
         """Frames completed by this chunk; a remainder waits for more audio or `end_segment`."""

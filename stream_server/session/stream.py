@@ -540,10 +540,13 @@ class _Synthesis:
 
     async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
         if self._audio.cheap:
-            # Raw samples cost tens of microseconds a slice: less than the hop to a thread.
-            return step(*args)
-        # Real encoding is CPU work: off the event loop. One stream's steps run one after
-        # another, so the pipeline's state is never touched by two threads at once.
+            # Under a millisecond a slice: less than the hop to a thread. Other streams get
+            # their turn between two slices of a long chunk.
+            frames = step(*args)
+            await asyncio.sleep(0)
+            return frames
+        # MP3 and AAC are CPU work worth a thread. One stream's steps run one after another,
+        # so the pipeline's state is never touched by two threads at once.
         return await asyncio.get_running_loop().run_in_executor(self._encode_executor, step, *args)
 
     async def _put_frames(self, job: _Job | None, frames: list[EncodedFrame]) -> None:

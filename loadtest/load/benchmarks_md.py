@@ -16,59 +16,53 @@ TARGETS = {
 # Kept here so that a regenerated file keeps the explanation beside the figures; the numbers
 # quoted are from the 2026-11-21 runs on the 2-core machine.
 NOTES = """\
-- **About one core for everything Python.** The server is one process with one event loop; Opus
-  is encoded in a small thread pool (`encode_executor`), but the PyAV calls hold the GIL for most
-  of their work, so WebSocket I/O, pipeline and encoders share about one core (the `srv CPU %`
-  column tops out near 100). The `srv CPU µs/frame` column is what one 20 ms frame costs the
-  server, everything included: ~240 µs for opus 48 kHz, 60–90 µs for pcm 16 kHz. One core then
-  carries at most ~4,000 opus frames/s (80 streams at 50 frames/s) or ~15,000 pcm frames/s (300
-  streams), and the zero-underrun and p99 < 250 ms criteria bite before that (the capacity rows).
-  The targets (150 opus, 500 pcm) need ≤ ~110 µs and ≤ ~35 µs per frame on one core, or more
-  than one server process (several workers behind one port); nothing in the load generator
-  limits them (`client CPU %` stays under 40 % of a core, on the other core).
-- **Opus costs 3x more in the server than in the encoder.** `python -m loadtest.encode_bench`
-  puts the whole opus pipeline at 250x real time on one core (80 µs per 20 ms frame); in the
-  server a frame costs ~240 µs. `--opus-complexity 0` changed nothing (100 streams: 230 µs/frame,
-  still failing), so libopus is not the bound. A py-spy profile (GIL-holding samples, 120
-  real-time opus streams) put ~54 % in the encode threads (`CodecEncoder.encode` 21 % self,
-  `AudioPipeline._resample` 17 % self, inflated by GIL contention), ~34 % in the event loop
-  (WebSocket framing and sends, uvicorn/starlette, pacing, segmenting) and ~7 % in `tone`
-  itself: per-frame Python work and one executor round trip per pipeline push, with GIL
-  hand-offs between the loop and the encode threads. Batching several frames per executor call,
-  or encoding short pushes inline as the pcm path does, is where to look.
-- **The overhead target at 200 streams** is measured past capacity (see above): the TTFA there is
-  queueing in a saturated loop. Below saturation the server adds 4–6 ms at 1 stream and 4–14 ms
-  p50 at 50 streams (pcm / opus).
+- **About one core for everything Python.** The server is one process with one event loop and
+  the GIL: WebSocket I/O, segmenting, the audio pipeline and the encoders share about one core
+  (`srv CPU %` tops out near 100 while the load generator has the other). The `srv CPU µs/frame`
+  column is what one 20 ms frame costs the server, everything included: ~140–190 µs for Opus
+  48 kHz (libopus itself is ~65 µs of it at complexity 5), 60–100 µs for pcm 16 kHz. The targets
+  (150 Opus, 500 pcm streams) need ≤ ~110 µs and ≤ ~35 µs per frame on one core, or several server
+  processes behind one port, which this server does not offer yet: its keys' browser tokens and
+  per-key counters live in the process (docs/security.md). Nothing in the load generator limits
+  the figures (`client CPU %` stays under 50 % of a core).
+- **What was fixed on the way (2026-11-21).** (1) Opus was encoded in a thread pool: the hop and
+  the GIL passed back and forth between the loop and the encode threads cost more than encoding
+  (py-spy: `SelectorSocketTransport.write` and `select` waiting for the GIL, ~240–280 µs per
+  frame). Every format but MP3 and AAC is now encoded on the loop, a slice at a time: Opus
+  capacity 50 → 75 streams, pcm 150–200 → 200–250, Opus µs/frame ~250 → ~150–190. (2) A
+  stream's objects were in a reference cycle, and each of its resamplers (PyAV's, an FFmpeg filter
+  graph) owned one native thread per core: 976 idle threads after ~1,000 streams until a full
+  garbage collection. The cycle is broken and resampling runs in the caller's thread
+  (`stream_server/audio/resampling.py`); `/healthz` now counts native threads and the soak checks
+  them. (3) `tone` made every beep anew (18 % of the loop); its 12 pitches are made once.
+  (4) Piper ran jobs first come, first served (below).
+- **Past capacity, latency goes before throughput.** At 100 Opus streams the server uses ~70 %
+  of a core and no player underruns, but p99 TTFA passes 250 ms: every stream synthesizes and
+  encodes up to its pacing lead (1.5 s) ahead, and a new stream's first slice waits its turn
+  behind the others' (the loop serves them round-robin, a slice each). The overhead target at 200
+  streams is measured past that point; below it the server adds ~2–4 ms at 1 stream and
+  2–6 ms p50 at 50 streams.
 - **pcm 16 kHz still resamples**: `tone` speaks at 24 kHz, so both formats pay for the resampler.
-- **Piper under concurrency: first segments wait behind other streams' look-ahead.** The Piper
-  provider runs inference jobs in a FIFO `ThreadPoolExecutor` (`--piper-workers 1`); each stream
-  queues its first segment and, with `--lookahead-segments 1`, the next one at once, so the first
-  segment of the 4th client waits for up to 6 other syntheses; a segment's end is a second job
-  (`next(sentences)` returning None) queued behind them too. Measured on the same machine (4
-  concurrent paragraph clients, TTFA p50 / max): default 720 / 2293 ms, `--lookahead-segments 0`
-  439 / 795 ms, `--piper-workers 2 --piper-intra-op-threads 1` 753 / 1580 ms. A priority queue
-  (a stream's first segment before anyone's look-ahead) would give the first figure the second's
-  latency without losing look-ahead. The per-stream real-time factor grows with N because the two
-  cores are saturated (`x RT` stays ~18 with 1, 2 or 4 streams).
+- **Piper: urgent work first.** Piper runs one inference at a time by default (`--piper-workers
+  1`, both cores for it). Jobs used to run first come, first served, so a new stream's first
+  segment waited behind other streams' look-ahead (4 concurrent paragraph clients: TTFA p50 / max
+  720 / 2293 ms). Now a stream's next segment (every first segment) goes before anyone's
+  look-ahead, and a segment is one job per sentence (`stream_server/providers/priority_pool.py`):
+  see the 4-client rows. The per-stream real-time factor grows with N because both cores are busy
+  (`x RT` stays ~20 with 1, 2 or 4 streams).
 - **Against Piper's HTTP server** the ratio is the paragraph's synthesis time over the first
-  sentence's (ours sends after the first sentence, Piper's server after the whole text): ~4.7x for
-  this paragraph, whose first sentence is a fifth of it; the server itself adds a few ms (the
-  `tone` rows). Under 4 clients the gap in ms widens (its requests serialize on the whole text),
-  the ratio less so because of the FIFO above.
+  sentence's (ours sends after the first sentence, Piper's server after the whole text), for this
+  paragraph whose first sentence is about a fifth of it; under 4 clients its requests serialize
+  on whole texts while ours put every client's first sentence first, so the gap widens.
 - **Against wyoming-piper** at 1 client both stream sentence by sentence, so both wait for the
-  same first-sentence synthesis (within ~10 ms, run-to-run noise); under 4 clients its global
-  lock and synthesis inside its event loop serialize the clients and ours is 2x sooner.
-- **SSE at 50 streams**: the server's own TTFA is 3–24 ms, the client's 120–160 ms: each batch of
-  tokens is an HTTP request, and the load generator's httpx client runs at ~70 % of a core, so
+  same first-sentence synthesis (a few tens of ms apart, run-to-run noise included); under 4
+  clients its global lock and synthesis inside its event loop serialize the clients.
+- **SSE at 50 streams**: the server's own TTFA is a few ms, the client's 100–250 ms: each batch of
+  tokens is an HTTP request, and the load generator's httpx client runs at ~75 % of a core, so
   its own event-loop lag is in that figure. Over the WebSocket the same load costs the client
-  ~17 %.
-- **A finished stream's resampler lives until the next full garbage collection.** Each
-  `av.AudioResampler` owns an FFmpeg filter graph with one native thread per core; a stream's
-  objects are in reference cycles, so they (and those threads) are freed only by CPython's cyclic
-  collector. After a few hundred streams the server holds hundreds of idle native threads (976
-  seen after ~1,000 opus streams; `threading.active_count()` and so `/healthz` do not show them)
-  and the memory of finished streams until a collection runs (`gc.collect()` frees them all); the
-  per-active-stream RSS above includes that.
+  ~20 %.
+- **The cloud path at 50 streams** is at the edge of the server's core (`srv CPU %` near 90): the
+  added p99 swings from under 100 ms to over 1 s between runs of the same code.
 - **The machine is shared**: the load generator runs on the same two cores, and so may other
   people's processes (`other %`: CPU used by processes that are neither the server nor the load
   generator, % of all cores). Figures with a high `other %` are lower bounds.
@@ -434,6 +428,6 @@ def _memory_section(memory: dict[str, Any] | None) -> list[str]:
         f"**{memory['per_idle_connection_kib']} KiB per idle connection**. Then {memory['active_streams']} active real-time",
         f"opus streams (8 sentences each): peak {memory['active_rss_peak_mib']} MiB from {memory['rss_before_active_mib']} MiB,",
         f"so **{memory['per_active_stream_kib']} KiB per active stream** (peak RSS over the level, sampled every",
-        "0.5 s; it includes finished streams not yet collected, see below).",
+        "0.5 s).",
         "",
     ]

@@ -24,6 +24,8 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+AHEAD_ENCODERS = 2
+
 Stop = Callable[[ProtocolError], Awaitable[None]]
 """How a transport ends one of its streams early, telling the client why (idle, too long, shutdown)."""
 
@@ -48,6 +50,8 @@ class ServerState:
     )
     streams: set[StreamSession] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
+    # Streams encoding audio far ahead of playback take turns two at a time, behind urgent audio.
+    ahead_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(AHEAD_ENCODERS))
     draining: bool = False
     """Shutting down: not ready, and new streams are refused."""
     _open: dict[StreamSession, _OpenStream] = field(default_factory=dict)
@@ -193,6 +197,7 @@ class ServerState:
                 max_leading_silence_ms=s.max_leading_silence_ms,
                 max_trailing_silence_ms=s.max_trailing_silence_ms,
             ),
+            ahead_gate=self.ahead_gate,
             pauses=Pauses(
                 sentence_ms=s.sentence_pause_ms, paragraph_ms=s.paragraph_pause_ms, clause_ms=s.clause_pause_ms
             ),

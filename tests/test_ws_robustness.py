@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 
@@ -164,3 +165,44 @@ async def test_a_client_that_ignores_its_replies_is_closed_with_1008(tone_provid
         assert ws.close_code == 1008 and ws.close_reason == "too many unread replies"
         assert len(transcript.messages("error")) <= 32  # the unsent replies are dropped with the connection
         await wait_for(lambda: not server.state.streams)
+
+
+class WatchedGate(asyncio.Semaphore):
+    """The server's ahead gate, counting the streams waiting for it."""
+
+    waiting = 0
+
+    async def acquire(self) -> bool:
+        self.waiting += 1
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
+
+
+async def test_audio_a_listener_needs_now_does_not_wait_behind_audio_made_far_ahead(
+    tone_provider: ToneProvider,
+) -> None:
+    """Streams far ahead of playback encode through a shared gate; urgent audio does not."""
+    from .helpers import wait_for
+
+    async with run_server(tone_settings(), {"tone": tone_provider}) as server:
+        server.state.ahead_gate = gate = WatchedGate(2)
+        await gate.acquire()
+        await gate.acquire()  # the test holds every turn for audio made ahead
+        # Unpaced: everything it gets is ahead of real time, so it soon needs the gate.
+        async with connect(f"{server.ws_url}?max_lead_ms=0") as ahead, connect(server.ws_url) as urgent:
+            await receive(ahead)
+            await send(ahead, type="text", text="word " * 200 + "end.")
+            await send(ahead, type="end")
+            await wait_for(lambda: gate.waiting == 1)
+            await receive(urgent)
+            await send(urgent, type="text", text="Heard at once.")
+            await send(urgent, type="end")
+            heard = await receive_all(urgent)  # completes while the gate is held...
+            assert heard.messages("done") and urgent.close_code == 1000
+            assert gate.waiting == 1  # ...and the other one still waits for its turn
+            gate.release()
+            gate.release()
+            rest = await receive_all(ahead)
+        assert rest.messages("done") and ahead.close_code == 1000

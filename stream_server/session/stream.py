@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 # leave before the whole sentence is encoded, and no single encode holds a worker for long
 # (200 ms of Opus is about 2 ms of CPU; raw PCM far less).
 ENCODE_SLICE_MS: Final = 200
+# Audio a listener will need within this long is urgent: it is encoded without waiting for the
+# ahead gate (a new stream's first audio, a stream whose lead ran low).
+URGENT_WITHIN_MS: Final = 1000.0
 # Chunks a segment job may hold before the emitter takes them.
 JOB_QUEUE_CHUNKS: Final = 8
 
@@ -88,6 +91,8 @@ class StreamLimits:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
     pauses: Pauses = field(default_factory=Pauses)
+    ahead_gate: asyncio.Semaphore | None = None
+    """Shared by the server's streams: how many may encode audio far ahead of playback at once."""
 
 
 @dataclass(slots=True)
@@ -320,6 +325,7 @@ class StreamSession:
             ring=self.ring,
             lookahead=self._limits.lookahead_segments,
             encode_executor=self._encode_executor,
+            ahead_gate=self._limits.ahead_gate,
             on_segment_finished=self._segment_finished,
             stream_id=self.stream_id,
             metrics=self._metrics,
@@ -389,6 +395,7 @@ class _Synthesis:
         lookahead: int,
         encode_executor: Executor,
         on_segment_finished: Callable[[Segment], None],
+        ahead_gate: asyncio.Semaphore | None = None,
         stream_id: str,
         stats: StreamStats,
         metrics: Metrics | None = None,
@@ -400,6 +407,7 @@ class _Synthesis:
         self._pauses = pauses
         self._ring = ring
         self._encode_executor = encode_executor
+        self._ahead_gate = ahead_gate
         self._on_segment_finished = on_segment_finished
         self._stream_id = stream_id
         # Unbounded in count, bounded in size: the session refuses text past max_pending_chars.
@@ -541,13 +549,27 @@ class _Synthesis:
     async def _encode(self, step: Callable[..., list[EncodedFrame]], *args: object) -> list[EncodedFrame]:
         if self._audio.cheap:
             # Under a millisecond a slice: less than the hop to a thread. Other streams get
-            # their turn between two slices of a long chunk.
-            frames = step(*args)
-            await asyncio.sleep(0)
-            return frames
+            # their turn between two slices, and audio far ahead of its playback waits for the
+            # gate, so that a few such slices at most stand before a listener's next audio.
+            if self._ahead_gate is None or self._ahead_ms() < URGENT_WITHIN_MS:
+                frames = step(*args)
+                await asyncio.sleep(0)
+                return frames
+            async with self._ahead_gate:
+                frames = step(*args)
+                await asyncio.sleep(0)
+                return frames
         # MP3 and AAC are CPU work worth a thread. One stream's steps run one after another,
         # so the pipeline's state is never touched by two threads at once.
         return await asyncio.get_running_loop().run_in_executor(self._encode_executor, step, *args)
+
+    def _ahead_ms(self) -> float:
+        """Audio made and not yet played: in the ring, and sent ahead of real time."""
+        stats = self._stats
+        sent_ahead = 0.0
+        if stats.first_audio_at is not None:
+            sent_ahead = max(0.0, stats.audio_ms - (time.perf_counter() - stats.first_audio_at) * 1000.0)
+        return self._ring.buffered_ms + sent_ahead
 
     async def _put_frames(self, job: _Job | None, frames: list[EncodedFrame]) -> None:
         """Into the ring, a job's frames after its `segment` message (which goes first)."""

@@ -20,11 +20,12 @@ NOTES = """\
   the GIL: WebSocket I/O, segmenting, the audio pipeline and the encoders share about one core
   (`srv CPU %` tops out near 100 while the load generator has the other). The `srv CPU µs/frame`
   column is what one 20 ms frame costs the server, everything included: ~140–190 µs for Opus
-  48 kHz (libopus itself is ~65 µs of it at complexity 5), 60–100 µs for pcm 16 kHz. The targets
-  (150 Opus, 500 pcm streams) need ≤ ~110 µs and ≤ ~35 µs per frame on one core, or several server
-  processes behind one port, which this server does not offer yet: its keys' browser tokens and
-  per-key counters live in the process (docs/security.md). Nothing in the load generator limits
-  the figures (`client CPU %` stays under 50 % of a core).
+  48 kHz (libopus itself is ~65 µs of it at complexity 5), 60–100 µs for pcm 16 kHz. At the
+  capacity found, the server's core is ~80 % busy; the targets (150 Opus, 500 pcm streams) need
+  ≤ ~110 µs and ≤ ~35 µs per frame on one core, or several server processes behind one port,
+  which this server does not offer yet: its browser tokens and per-key counters live in the
+  process (docs/security.md). Nothing in the load generator limits the figures (`client CPU %`
+  stays under 50 % of a core).
 - **What was fixed on the way (2026-11-21).** (1) Opus was encoded in a thread pool: the hop and
   the GIL passed back and forth between the loop and the encode threads cost more than encoding
   (py-spy: `SelectorSocketTransport.write` and `select` waiting for the GIL, ~240–280 µs per
@@ -35,13 +36,18 @@ NOTES = """\
   garbage collection. The cycle is broken and resampling runs in the caller's thread
   (`stream_server/audio/resampling.py`); `/healthz` now counts native threads and the soak checks
   them. (3) `tone` made every beep anew (18 % of the loop); its 12 pitches are made once.
-  (4) Piper ran jobs first come, first served (below).
-- **Past capacity, latency goes before throughput.** At 100 Opus streams the server uses ~70 %
-  of a core and no player underruns, but p99 TTFA passes 250 ms: every stream synthesizes and
-  encodes up to its pacing lead (1.5 s) ahead, and a new stream's first slice waits its turn
-  behind the others' (the loop serves them round-robin, a slice each). The overhead target at 200
-  streams is measured past that point; below it the server adds ~2–4 ms at 1 stream and
-  2–6 ms p50 at 50 streams.
+  (4) Piper ran jobs first come, first served (below). (5) Every stream encoded up to its lead
+  (1.5 s) and ring (2 s) ahead as fast as it could, round-robin with everyone else, so a new
+  stream's first audio waited behind the others' bursts: p99 TTFA passed 250 ms at 75–100 Opus
+  streams with the core only ~70 % busy. Now audio needed within a second is encoded at once
+  and audio further ahead takes turns through a shared gate, two streams at a time
+  (`URGENT_WITHIN_MS`, `AHEAD_ENCODERS`): Opus capacity 75 → 100, pcm 150–250 → 200–300 (it
+  varies from run to run by a level), with p99 TTFA well under 250 ms at those levels. Gaps between segments *as received* grow (the next segment is made
+  later), but the player's lead covers them: no underruns.
+- **Past capacity, underruns come first now.** Beyond the capacity found, the players run dry
+  (audio made ahead no longer keeps up), while TTFA stays low. The overhead target at 200 streams
+  is measured past Opus capacity; below it the server adds ~2–4 ms at 1 stream and 2–6 ms p50 at
+  50 streams.
 - **pcm 16 kHz still resamples**: `tone` speaks at 24 kHz, so both formats pay for the resampler.
 - **Piper: urgent work first.** Piper runs one inference at a time by default (`--piper-workers
   1`, both cores for it). Jobs used to run first come, first served, so a new stream's first

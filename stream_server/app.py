@@ -114,7 +114,13 @@ async def _json_http_error(request: Request, exc: Exception) -> Response:
 
 def _middleware(settings: Settings, access: Access) -> list[Middleware]:
     # Outermost first: CORS answers preflights and adds its headers to the guard's refusals too.
-    guard = Middleware(Guard, access=access, allowed_origins=settings.allowed_origins)
+    guard = Middleware(
+        Guard,
+        access=access,
+        allowed_origins=settings.allowed_origins,
+        # Served openly on purpose (--insecure-no-auth): whatever name it is reached by.
+        open_to_any_host=settings.insecure_no_auth,
+    )
     if not settings.allowed_origins:
         return [guard]
     cors = Middleware(

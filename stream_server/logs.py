@@ -19,7 +19,9 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 # browser token), and at debug level the WebSocket handshake's headers (a key).
 _SECRETS = (
     re.compile(r"([?&]token=)[^&\s\\\"]+"),
-    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*(?:bearer\s+|basic\s+)?)[^\s\\\"]+", re.IGNORECASE),
+    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*)[^\\\"\n]+", re.IGNORECASE),
+    # An SSE session's id is its event stream's credential: keep enough to follow it in the log.
+    re.compile(r"(/v1/tts/sessions/[0-9a-f]{8})[0-9a-f]{24}"),
 )
 
 

@@ -63,8 +63,14 @@ class StreamServer(uvicorn.Server):
         await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is None or self._drain is not None or self.should_exit:
-            super().handle_exit(sig, frame)  # not serving yet, or asked twice: stop now
+        if self._loop is None:
+            super().handle_exit(sig, frame)  # not serving yet
+            return
+        if self._drain is not None or self.should_exit:
+            # Asked twice: stop now, and still exit 0 (uvicorn would re-raise a signal it recorded).
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
             return
         # A signal handler runs between two bytecodes of the loop: hand the work to the loop.
         self._loop.call_soon_threadsafe(self._start_drain)

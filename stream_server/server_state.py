@@ -25,6 +25,7 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 AHEAD_ENCODERS = 2
+STOP_TIMEOUT_S = 2.0
 
 Stop = Callable[[ProtocolError], Awaitable[None]]
 """How a transport ends one of its streams early, telling the client why (idle, too long, shutdown)."""
@@ -94,10 +95,11 @@ class ServerState:
     async def replace_stream(self, old: StreamSession, options: StreamOptions) -> StreamSession:
         """A stream with other options in place of `old`, which has not streamed anything yet
         (a `config` after the URL's parameters): same client, slot and age, not a new stream."""
+        record = self._open[old]
+        session = self._new_session(options, old.stream_id, record.client)  # first: it may raise
         await old.aclose()
-        record = self._open.pop(old)
+        self._open.pop(old, None)
         self.streams.discard(old)
-        session = self._new_session(options, old.stream_id, record.client)
         self.streams.add(session)
         self._open[session] = record
         return session
@@ -180,7 +182,9 @@ class ServerState:
         record.stopping = True
         assert record.stop is not None
         try:
-            await record.stop(reason)
+            # A transport's stop only queues its goodbye; the timeout keeps one slow transport
+            # from holding up the sweep that stops the others.
+            await asyncio.wait_for(record.stop(reason), STOP_TIMEOUT_S)
         except Exception:  # one transport's failure must not end the sweep that stops the others
             logger.exception("stream.stop_failed")
 

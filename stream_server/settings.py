@@ -188,7 +188,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         int, Meta(ge=0, le=100_000, description="Streams one key may have open at once (0: no limit).")
     ] = 20
     key_streams_per_minute: Annotated[
-        int, Meta(ge=0, le=1_000_000, description="New streams (and tokens) per key per minute (0: no limit).")
+        int, Meta(ge=0, le=1_000_000, description="New streams per key per minute (0: no limit).")
     ] = 120
     key_chars_per_minute: Annotated[
         int, Meta(ge=0, le=100_000_000, description="Characters of text per key per minute (0: no limit).")

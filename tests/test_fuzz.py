@@ -674,7 +674,13 @@ def run_and_check(url: str, steps: list[Step], ending: Fatal | None, tail_sample
         assert close_code == 1000
         check_audio(model, transcript, tail_samples)
     else:
-        assert close_code == ending.close_code
+        expected = {ending.close_code}
+        if ending.error is None and ending.close_code == 1009:
+            # A frame over the WebSocket layer's limit is refused while the client is still sending
+            # it: the bytes left unread make the server's TCP stack reset the connection, and the
+            # reset can overtake the close frame (the client then sees 1006).
+            expected.add(1006)
+        assert close_code in expected
         assert not transcript.messages("done")
 
 

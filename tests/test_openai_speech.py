@@ -146,7 +146,7 @@ async def test_a_client_that_drops_the_request_leaves_no_stream(tone_server: Run
     ).encode()  # fmt: skip
     reader, writer = await asyncio.open_connection("127.0.0.1", tone_server.port)
     writer.write(
-        b"POST /v1/audio/speech HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
         % (len(body), body)
     )
     await writer.drain()

@@ -313,6 +313,14 @@ async def test_static_files_cannot_leave_their_folder(tone_server: RunningServer
 def test_a_bad_keys_file_stops_the_server_at_start_without_showing_the_key(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("alice sk-pasted-plain-key\n")
+    revoked = tmp_path / "revoked"
+    revoked.write_text("# alice sha256:" + "0" * 64 + "\n")  # every key commented out
+    empty_on_public = subprocess.run(
+        [sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
+         "--host", "0.0.0.0", "--api-keys-file", str(revoked)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert empty_on_public.returncode == 2 and "holds no key" in empty_on_public.stderr
     for path in (keys, tmp_path / "missing"):
         done = subprocess.run(
             [sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
@@ -361,3 +369,44 @@ async def test_sse_session_text_over_the_keys_characters_is_429_and_the_session_
         assert (await http.post(made["text_url"], json={"end": True})).status_code == 200
         events = await http.get(made["events_url"])
     assert "Twenty chars fit in." in events.text and "do not" not in events.text and "event: done" in events.text
+
+
+
+async def test_a_server_without_keys_answers_only_to_loopback_host_names(tone_server: RunningServer) -> None:
+    """DNS rebinding: evil.example resolving to 127.0.0.1 makes Origin and Host agree."""
+    evil = f"evil.example:{tone_server.port}"
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        rebound = await http.post(
+            "/v1/tts/stream", json={"text": "Hi."}, headers={"Host": evil, "Origin": f"http://{evil}"}
+        )
+        assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "forbidden_origin"
+        for host in (f"127.0.0.1:{tone_server.port}", f"localhost:{tone_server.port}"):
+            assert (await http.get("/v1/voices", headers={"Host": host})).status_code == 200
+    # The WebSocket handshake, byte for byte (a client library sets Host itself).
+    reader, writer = await asyncio.open_connection("127.0.0.1", tone_server.port)
+    writer.write(
+        f"GET /v1/tts/stream HTTP/1.1\r\nHost: {evil}\r\nOrigin: http://{evil}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await writer.drain()
+    status = await reader.readline()
+    writer.close()
+    assert b" 403 " in status, status
+
+
+async def test_a_stopped_stream_whose_client_reads_nothing_frees_its_slot(
+    tone_provider: ToneProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_server.transports import websocket as websocket_transport
+
+    from .helpers import wait_for
+
+    monkeypatch.setattr(websocket_transport, "ABANDON_AFTER_S", 0.2)
+    async with run_server(tone_settings(max_stream_s=1), {"tone": tone_provider}) as server:
+        # The client library stops reading after 2 messages; unpaced f32 audio fills the sockets.
+        async with connect(f"{server.ws_url}?format=f32&sample_rate=48000", max_queue=2) as ws:
+            await send(ws, type="text", text="word " * 3000 + ".")
+            await send(ws, type="flush")
+            await wait_for(lambda: any(s.ring.producer_waiting for s in server.state.streams))
+            # Past --max-stream-s its error and close cannot be delivered: the stream is dropped.
+            await wait_for(lambda: not server.state.streams)

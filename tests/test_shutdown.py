@@ -88,5 +88,5 @@ async def test_a_second_signal_stops_at_once() -> None:
             server.process.send_signal(signal.SIGTERM)
             await receive_all(ws)
         await asyncio.wait_for(server.process.wait(), 30)
-    # uvicorn re-raises the second signal after its own shutdown: killed by it, not stuck for 600 s.
-    assert server.process.returncode in (0, -signal.SIGTERM)
+    # Not stuck for 600 s, and still a clean exit (uvicorn would re-raise a signal it recorded).
+    assert server.process.returncode == 0

@@ -94,7 +94,7 @@ async def test_one_shot_stream_with_a_chunked_text_body(tone_server: RunningServ
         return b"%x\r\n%s\r\n" % (len(data), data)
 
     writer.write(
-        b"POST /v1/tts/stream?sample_rate=24000 HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n"
+        b"POST /v1/tts/stream?sample_rate=24000 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"First sentence here. Sec")
     )
     await writer.drain()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Settings
-from .keys import KeyStore
+from ..settings import Settings, is_loopback
+from .keys import KeyStore, KeyStoreError
 from .limits import ClientLimits, KeyDefaults
 from .tokens import TokenIssuer
 
@@ -21,9 +21,17 @@ class Access:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
-        """Raises `KeyStoreError` when the keys file is unreadable or malformed."""
+        """Raises `KeyStoreError` when the keys file is unreadable or malformed, or holds no key
+        while the server would otherwise be open on a non-loopback address."""
+        keys = KeyStore.load(settings.api_keys, settings.api_keys_file)
+        if not keys.enabled and not (settings.insecure_no_auth or is_loopback(settings.host)):
+            # Every key commented out must not mean "anyone may come in".
+            raise KeyStoreError(
+                f"{settings.api_keys_file} holds no key, and {settings.host!r} is not a loopback address; "
+                "add a key, or pass --insecure-no-auth to serve openly anyway"
+            )
         return cls(
-            keys=KeyStore.load(settings.api_keys, settings.api_keys_file),
+            keys=keys,
             tokens=TokenIssuer(settings.token_ttl_s),
             limits=ClientLimits(
                 KeyDefaults(

@@ -9,7 +9,7 @@ an HTTP response (401/403), or a 1013 close with an `error` message when the ser
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..protocol import Error, ErrorCode, ProtocolError, encode_server_message
+from ..settings import is_loopback
 from .access import Access
 from .keys import ANONYMOUS, Client
 
@@ -44,11 +45,14 @@ def is_sse_events(path: str) -> bool:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, access: Access, allowed_origins: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, access: Access, allowed_origins: tuple[str, ...], open_to_any_host: bool = False
+    ) -> None:
         self._app = app
         self._access = access
         self._any_origin = "*" in allowed_origins
         self._origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+        self._open_to_any_host = open_to_any_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,6 +61,10 @@ class Guard:
         headers = Headers(scope=scope)
         path: str = scope["path"]
         try:
+            if not (self._access.keys.enabled or self._open_to_any_host or _is_loopback_host(headers.get("host"))):
+                # DNS rebinding: a site whose name now points at 127.0.0.1 passes as "same origin";
+                # a server without keys answers only to its loopback names.
+                raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "this server answers only to loopback host names")
             origin = headers.get("origin")
             if origin is not None and not self._origin_allowed(origin, headers.get("host")):
                 raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, f"origin {origin!r} is not allowed")
@@ -91,7 +99,10 @@ class Guard:
                 raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
             return client
         if scope["type"] == "websocket":
-            token = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))).get("token")
+            # The literal name only: a percent-encoded one would slip past the log masking.
+            raw = scope.get("query_string", b"").decode("latin-1")
+            token = next((value for name, _, value in (p.partition("=") for p in raw.split("&")) if name == "token"), None)
+            token = unquote(token) if token else None
             if token:
                 client = keys.get(self._access.tokens.redeem(token))
                 if client is None:  # its key was removed since
@@ -103,6 +114,13 @@ class Guard:
             ErrorCode.UNAUTHORIZED,
             "send 'Authorization: Bearer <API key>' (browsers: a token from POST /v1/tokens as ?token=)",
         )
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return True  # HTTP/1.0 without Host: not a browser
+    name = urlsplit(f"//{host}").hostname or ""
+    return is_loopback(name)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ProtocolError) -> None:

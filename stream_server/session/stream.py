@@ -168,6 +168,8 @@ class StreamSession:
         self._next_seq = 0
         self._queued_chars = 0
         self._ended = False
+        self.abandon: Callable[[], None] | None = None
+        """Set by the transport that carries the stream: cuts its connection at once."""
         self._last_activity = time.monotonic()
         self._synthesis = self._new_synthesis()
 
@@ -181,6 +183,10 @@ class StreamSession:
     def pending_chars(self) -> int:
         """Text accepted but not yet synthesized: still in the segmenter or queued as segments."""
         return self._segmenter.pending_chars + self._queued_chars
+
+    def abandon_now(self) -> None:
+        if self.abandon is not None:
+            self.abandon()
 
     def idle_s(self, now: float) -> float:
         """How long the stream has been waiting for text with nothing to do (0 when busy).

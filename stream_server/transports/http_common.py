@@ -28,6 +28,9 @@ from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolv
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
+# A stream the server stopped, whose client does not read to the end, is cut after this long.
+ABANDON_AFTER_S = 5.0
+
 # Errors that are the client's: which HTTP status each protocol code gets.
 _STATUS = {
     ErrorCode.BAD_MESSAGE: 400,
@@ -114,6 +117,8 @@ async def open_stream(
         await session.cancel()
         if not session.ended:
             session.end()
+        # A client that does not read to the end has its response cut: it must not keep its slot.
+        asyncio.get_running_loop().call_later(ABANDON_AFTER_S, session.abandon_now)
 
     try:
         session = state.open_stream(
@@ -165,12 +170,14 @@ class StreamBody:
         media_type: str,
         closed: Callable[[], Awaitable[None]],
         *,
+        stream: StreamSession | None = None,
         fed: StreamSession | None = None,
         refused: Callable[[ProtocolError], None] | None = None,
     ) -> None:
         self._body = body
         self._media_type = media_type
         self._closed = closed
+        self._stream = stream or fed
         self._fed = fed
         self._refused = refused
 
@@ -179,6 +186,12 @@ class StreamBody:
             headers = [(b"content-type", self._media_type.encode()), (b"cache-control", b"no-cache")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             sender = asyncio.create_task(self._send(send))
+            if self._stream is not None:
+
+                def cut() -> None:  # the server stopped the stream and the client does not read
+                    sender.cancel()
+
+                self._stream.abandon = cut
             listener = asyncio.create_task(self._listen(receive, sender))
             try:
                 await sender

@@ -92,8 +92,8 @@ async def speech(request: Request) -> Response | StreamBody:
         await close_stream(state, session)
 
     if body.stream_format == "sse":
-        return StreamBody(events(), "text/event-stream", closed)
-    return StreamBody(audio(), options.format.mime, closed)
+        return StreamBody(events(), "text/event-stream", closed, stream=session)
+    return StreamBody(audio(), options.format.mime, closed, stream=session)
 
 
 def _config(state: ServerState, body: SpeechRequest) -> Config:

@@ -248,7 +248,7 @@ class SseSessions:
             session_id, stream, outbox, ready_message(options), self._state.settings.sse_resume_ms, finished
         )
         self._sessions[session_id] = session
-        log_event(logger, "sse.open", session=session_id, stream=stream.stream_id, provider=options.provider)
+        log_event(logger, "sse.open", session=session_id[:8], stream=stream.stream_id, provider=options.provider)
         return session
 
     def get(self, session_id: str, client: Client | None = None) -> SseSession:
@@ -263,7 +263,7 @@ class SseSessions:
         if session is not None:
             await session.aclose()
             await close_stream(self._state, session.stream)
-            log_event(logger, "sse.closed", session=session_id)
+            log_event(logger, "sse.closed", session=session_id[:8])
 
     async def expire(self) -> int:
         """Close sessions that nobody read or wrote for `--sse-idle-s`; returns how many."""

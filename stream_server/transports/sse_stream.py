@@ -78,7 +78,7 @@ async def stream(request: Request) -> Response | StreamBody:
     async def closed() -> None:
         await close_stream(state, session)
 
-    return StreamBody(events(), "text/event-stream; charset=utf-8", closed, fed=session if text is None else None, refused=refused)
+    return StreamBody(events(), "text/event-stream; charset=utf-8", closed, stream=session, fed=session if text is None else None, refused=refused)
 
 
 def _convert(fields: dict[str, object], kind: type[T]) -> T:

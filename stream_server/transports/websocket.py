@@ -62,6 +62,9 @@ _CLOSE_CODES = {
     ErrorCode.SHUTTING_DOWN: CLOSE_GOING_AWAY,
     ErrorCode.IDLE_TIMEOUT: CLOSE_NORMAL,
 }
+# A stream the server stopped, whose client does not read its `error` and close, is dropped after
+# this long: a stalled client must not keep its slot.
+ABANDON_AFTER_S = 5.0
 # Not stream options: the browser token was checked by the guard.
 _NOT_CONFIG = frozenset({"token"})
 
@@ -88,6 +91,8 @@ class _Connection:
         self._pacer = Pacer(0)
         self._first_message = True
         self._closing = False
+        self._abandoned = asyncio.Event()
+        self._abandon_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         try:
@@ -100,18 +105,28 @@ class _Connection:
             await self._ws.close(_CLOSE_CODES.get(exc.code, CLOSE_POLICY), exc.code)
             return
         sender = asyncio.create_task(self._send_loop(), name=f"send-{self._id}")
+        receiver = asyncio.create_task(self._receive_loop(), name=f"receive-{self._id}")
+        abandoned = asyncio.create_task(self._abandoned.wait(), name=f"abandon-{self._id}")
         try:
-            await self._receive_loop()
+            await asyncio.wait({receiver, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver.done():
+                receiver.result()
+            else:
+                # Stopped by the server, and the client does not read its close: let it go.
+                log_event(logger, "stream.abandoned", level=logging.WARNING, stream=self._id)
         except OutboxOverflow as exc:
             log_event(logger, "stream.overflow", level=logging.WARNING, stream=self._id, error=str(exc))
             sender.cancel()
             # The close frame goes out whether or not the client reads: it is not queued behind
-            # the replies it ignored.
-            with contextlib.suppress(RuntimeError, OSError):
-                await self._ws.close(CLOSE_POLICY, "too many unread replies")
+            # the replies it ignored. A socket that takes nothing more is given up on.
+            with contextlib.suppress(RuntimeError, OSError, TimeoutError):
+                await asyncio.wait_for(self._ws.close(CLOSE_POLICY, "too many unread replies"), ABANDON_AFTER_S)
         finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            if self._abandon_timer is not None:
+                self._abandon_timer.cancel()
+            for task in (sender, receiver, abandoned):
+                task.cancel()
+            await asyncio.gather(sender, receiver, abandoned, return_exceptions=True)
             await self._close_session()
             log_event(logger, "stream.closed", stream=self._id)
 
@@ -182,13 +197,14 @@ class _Connection:
         self._closing = True
         log_event(logger, "stream.stopped", stream=self._id, code=reason.code)
         close = _CLOSE_CODES.get(reason.code, CLOSE_POLICY)
+        # No network I/O here: the caller (the server's sweep) must not wait on one slow client.
+        # A client that does not take its error and close within ABANDON_AFTER_S is dropped.
+        self._abandon_timer = asyncio.get_running_loop().call_later(ABANDON_AFTER_S, self._abandoned.set)
         try:
             self._outbox.send_control(_error(reason))
             self._outbox.send_control(_Close(close, reason.code))
         except OutboxOverflow:
-            # A client that reads nothing gets no explanation, only the close.
-            with contextlib.suppress(RuntimeError, OSError):
-                await self._ws.close(close, reason.code)
+            self._abandoned.set()
 
     # -- the session ---------------------------------------------------------------------------
 

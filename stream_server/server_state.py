@@ -160,11 +160,8 @@ class ServerState:
         """Shutdown: refuse new streams, give running ones `grace_s` to finish, then stop the
         rest (`shutting_down`); returns how many had to be stopped."""
         self.draining = True
-        try:
-            await asyncio.wait_for(self._all_closed.wait(), grace_s)
+        if await self.wait_all_closed(grace_s):
             return 0
-        except TimeoutError:
-            pass
         left = [r for r in self._open.values() if not r.stopping and r.stop is not None]
         reason = ProtocolError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         for record in left:

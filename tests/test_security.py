@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
 from stream_server.logs import JsonFormatter
 from stream_server.providers.tone import ToneProvider
@@ -35,20 +37,19 @@ async def keyed_server(tone_provider: ToneProvider, **overrides: Any) -> AsyncIt
         yield server
 
 
-async def handshake_status(url: str, **kwargs: Any) -> int:
+async def refused_handshake(url: str, **kwargs: Any) -> Response:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(url, **kwargs):
             pass
-    return refused.value.response.status_code
+    return refused.value.response
+
+
+async def handshake_status(url: str, **kwargs: Any) -> int:
+    return (await refused_handshake(url, **kwargs)).status_code
 
 
 async def refused_body(url: str, **kwargs: Any) -> dict[str, Any]:
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(url, **kwargs):
-            pass
-    import json
-
-    return json.loads(refused.value.response.body)
+    return json.loads((await refused_handshake(url, **kwargs)).body)
 
 
 async def speak(ws: ClientConnection, text: str) -> dict[str, Any]:
@@ -397,11 +398,11 @@ async def test_a_server_without_keys_answers_only_to_loopback_host_names(tone_se
 async def test_a_stopped_stream_whose_client_reads_nothing_frees_its_slot(
     tone_provider: ToneProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_server.transports import websocket as websocket_transport
+    from stream_server.session import stream as stream_session
 
     from .helpers import wait_for
 
-    monkeypatch.setattr(websocket_transport, "ABANDON_AFTER_S", 0.2)
+    monkeypatch.setattr(stream_session, "ABANDON_AFTER_S", 0.2)
     async with run_server(tone_settings(max_stream_s=1), {"tone": tone_provider}) as server:
         # The client library stops reading after 2 messages; unpaced f32 audio fills the sockets.
         async with connect(f"{server.ws_url}?format=f32&sample_rate=48000", max_queue=2) as ws:

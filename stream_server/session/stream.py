@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 # leave before the whole sentence is encoded, and no single encode holds a worker for long
 # (200 ms of Opus is about 2 ms of CPU; raw PCM far less).
 ENCODE_SLICE_MS: Final = 200
+# A stream the server stopped, whose client does not take its goodbye, is cut after this long.
+ABANDON_AFTER_S = 5.0
 # Audio a listener will need within this long is urgent: it is encoded without waiting for the
 # ahead gate (a new stream's first audio, a stream whose lead ran low).
 URGENT_WITHIN_MS: Final = 1000.0
@@ -184,7 +186,12 @@ class StreamSession:
         """Text accepted but not yet synthesized: still in the segmenter or queued as segments."""
         return self._segmenter.pending_chars + self._queued_chars
 
-    def abandon_now(self) -> None:
+    def abandon_later(self) -> None:
+        """The server stopped this stream and queued its goodbye: a client that has not taken it
+        `ABANDON_AFTER_S` from now (it stopped reading) is cut off, so it cannot keep its slot."""
+        asyncio.get_running_loop().call_later(ABANDON_AFTER_S, self._abandon_now)
+
+    def _abandon_now(self) -> None:
         if self.abandon is not None:
             self.abandon()
 

@@ -28,9 +28,6 @@ from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolv
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-# A stream the server stopped, whose client does not read to the end, is cut after this long.
-ABANDON_AFTER_S = 5.0
-
 # Errors that are the client's: which HTTP status each protocol code gets.
 _STATUS = {
     ErrorCode.BAD_MESSAGE: 400,
@@ -117,8 +114,7 @@ async def open_stream(
         await session.cancel()
         if not session.ended:
             session.end()
-        # A client that does not read to the end has its response cut: it must not keep its slot.
-        asyncio.get_running_loop().call_later(ABANDON_AFTER_S, session.abandon_now)
+        session.abandon_later()
 
     try:
         session = state.open_stream(

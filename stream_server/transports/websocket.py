@@ -62,9 +62,8 @@ _CLOSE_CODES = {
     ErrorCode.SHUTTING_DOWN: CLOSE_GOING_AWAY,
     ErrorCode.IDLE_TIMEOUT: CLOSE_NORMAL,
 }
-# A stream the server stopped, whose client does not read its `error` and close, is dropped after
-# this long: a stalled client must not keep its slot.
-ABANDON_AFTER_S = 5.0
+# A client that takes nothing more does not get a close frame after this long either.
+CLOSE_TIMEOUT_S = 5.0
 # Not stream options: the browser token was checked by the guard.
 _NOT_CONFIG = frozenset({"token"})
 
@@ -92,7 +91,6 @@ class _Connection:
         self._first_message = True
         self._closing = False
         self._abandoned = asyncio.Event()
-        self._abandon_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         try:
@@ -120,10 +118,8 @@ class _Connection:
             # The close frame goes out whether or not the client reads: it is not queued behind
             # the replies it ignored. A socket that takes nothing more is given up on.
             with contextlib.suppress(RuntimeError, OSError, TimeoutError):
-                await asyncio.wait_for(self._ws.close(CLOSE_POLICY, "too many unread replies"), ABANDON_AFTER_S)
+                await asyncio.wait_for(self._ws.close(CLOSE_POLICY, "too many unread replies"), CLOSE_TIMEOUT_S)
         finally:
-            if self._abandon_timer is not None:
-                self._abandon_timer.cancel()
             for task in (sender, receiver, abandoned):
                 task.cancel()
             await asyncio.gather(sender, receiver, abandoned, return_exceptions=True)
@@ -198,8 +194,8 @@ class _Connection:
         log_event(logger, "stream.stopped", stream=self._id, code=reason.code)
         close = _CLOSE_CODES.get(reason.code, CLOSE_POLICY)
         # No network I/O here: the caller (the server's sweep) must not wait on one slow client.
-        # A client that does not take its error and close within ABANDON_AFTER_S is dropped.
-        self._abandon_timer = asyncio.get_running_loop().call_later(ABANDON_AFTER_S, self._abandoned.set)
+        assert self._session is not None
+        self._session.abandon_later()
         try:
             self._outbox.send_control(_error(reason))
             self._outbox.send_control(_Close(close, reason.code))
@@ -214,6 +210,7 @@ class _Connection:
 
     def _attach(self, session: StreamSession) -> None:
         options = session.options
+        session.abandon = self._abandoned.set
         self._outbox.attach(session.ring)
         self._session = session
         self._pacer = Pacer(options.max_lead_ms)

@@ -261,6 +261,8 @@ async def test_stop_barges_in(page: Page, demo_server: RunningServer):
     assert state["playedMs"] > 500
     assert state["playedAfterStopMs"] == 0
     assert state["currentSegment"] is None
+    # The page renders its status on the next animation frame: wait for that frame, then check.
+    await page.wait_for_function("document.querySelector('#status').innerText !== 'Stopped; waiting for the server to confirm…'", timeout=5_000)
     assert await page.inner_text("#status") == "Stopped."
     assert await page.is_disabled("#stop")
     assert await page.is_enabled("#speak")

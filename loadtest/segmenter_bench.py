@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stream_server.text import SentenceSegmenter, split_sentences
+from stream_server.text import Segment, SentenceSegmenter, split_sentences
 
 GOLDEN_RULES = Path(__file__).resolve().parent.parent / "tests" / "data" / "golden_rules_en.json"
 
@@ -83,11 +83,11 @@ def ours_whole(text: str) -> list[str]:
 def ours_tokens(size: int) -> Callable[[str], list[str]]:
     def run(text: str) -> list[str]:
         seg = SentenceSegmenter()
-        out: list[str] = []
+        out: list[Segment] = []
         push = seg.push
         for index in range(0, len(text), size):
             out += push(text[index : index + size])
-        return out + seg.flush()
+        return [segment.text for segment in out + seg.flush()]
 
     return run
 

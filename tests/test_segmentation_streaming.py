@@ -10,6 +10,8 @@ import pytest
 
 from stream_server.text import SentenceSegmenter, split_sentences
 
+from .segmenting import texts
+
 # -- a segment is emitted by the character that makes its end certain ---------------------------
 
 # (text pushed one character at a time, options, {segment: index of the character whose push
@@ -40,16 +42,16 @@ def test_segment_is_emitted_by_the_deciding_character(
     seg = SentenceSegmenter(**options)
     emitted_at: dict[str, int] = {}
     for index, char in enumerate(text):
-        for segment in seg.push(char):
+        for segment in texts(seg.push(char)):
             emitted_at[segment] = index
     assert emitted_at == expected
 
 
 def test_whole_push_emits_every_decided_sentence_at_once() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("One. Two! Three? Four") == ["One.", "Two!", "Three?"]
+    assert texts(seg.push("One. Two! Three? Four")) == ["One.", "Two!", "Three?"]
     assert seg.pending_chars == len("Four")
-    assert seg.flush() == ["Four"]
+    assert texts(seg.flush()) == ["Four"]
 
 
 # -- pending_boundary -------------------------------------------------------------------------------
@@ -93,18 +95,18 @@ def test_pending_boundary(text: str, options: dict[str, Any], expected: bool) ->
 
 def test_flush_on_pending_boundary_cuts_exactly_there() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("Hello world.") == []
+    assert texts(seg.push("Hello world.")) == []
     assert seg.pending_boundary
-    assert seg.flush() == ["Hello world."]
+    assert texts(seg.flush()) == ["Hello world."]
     assert not seg.pending_boundary
-    assert seg.push(" Next one. ") == ["Next one."]
+    assert texts(seg.push(" Next one. ")) == ["Next one."]
 
 
 def test_pending_boundary_clears_when_the_text_goes_on() -> None:
     seg = SentenceSegmenter()
     seg.push("Acme Inc.")
     assert seg.pending_boundary
-    assert seg.push(" and friends") == []
+    assert texts(seg.push(" and friends")) == []
     assert not seg.pending_boundary
 
 
@@ -113,30 +115,30 @@ def test_pending_boundary_clears_when_the_text_goes_on() -> None:
 
 def test_eager_applies_to_the_first_segment_only_and_again_after_reset() -> None:
     seg = SentenceSegmenter(eager_first_segment=2)
-    assert seg.push("Well then, we go, ") == ["Well then,"]
-    assert seg.push("and then, we stop. Again, and") == ["we go, and then, we stop."]
+    assert texts(seg.push("Well then, we go, ")) == ["Well then,"]
+    assert texts(seg.push("and then, we stop. Again, and")) == ["we go, and then, we stop."]
     seg.reset()
-    assert seg.push("Well then, we go, ") == ["Well then,"]
+    assert texts(seg.push("Well then, we go, ")) == ["Well then,"]
 
 
 def test_flush_does_not_rearm_eager() -> None:
     seg = SentenceSegmenter(eager_first_segment=2)
-    assert seg.push("Well then, ") == ["Well then,"]
-    assert seg.flush() == []
-    assert seg.push("One two, three. ") == ["One two, three."]
+    assert texts(seg.push("Well then, ")) == ["Well then,"]
+    assert texts(seg.flush()) == []
+    assert texts(seg.push("One two, three. ")) == ["One two, three."]
 
 
 def test_eager_stays_armed_until_something_is_emitted() -> None:
     seg = SentenceSegmenter(eager_first_segment=3)
-    assert seg.push("One, two, three, four, five") == ["One, two, three,"]
+    assert texts(seg.push("One, two, three, four, five")) == ["One, two, three,"]
 
 
 def test_reset_drops_buffered_text() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("Interrupted sente") == []
+    assert texts(seg.push("Interrupted sente")) == []
     seg.reset()
     assert seg.pending_chars == 0
-    assert seg.push("Fresh start. ") == ["Fresh start."]
+    assert texts(seg.push("Fresh start. ")) == ["Fresh start."]
 
 
 @pytest.mark.parametrize(

@@ -6,19 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_server.text import SentenceSegmenter, split_sentences
+from stream_server.text import SentenceSegmenter, split_segments, split_sentences
 from stream_server.text.abbreviations import ENGLISH, abbreviations_for
 
-
-def feed(text: str, cuts: list[int], **kwargs: object) -> list[str]:
-    """Push `text` in pieces split at `cuts`, then flush; return all segments."""
-    seg = SentenceSegmenter(**kwargs)  # type: ignore[arg-type]
-    out: list[str] = []
-    previous = 0
-    for cut in [*sorted(set(cuts)), len(text)]:
-        out += seg.push(text[previous:cut])
-        previous = cut
-    return out + seg.flush()
+from .segmenting import feed, texts
 
 
 def squash(parts: list[str]) -> str:
@@ -141,7 +132,7 @@ def test_unknown_language_falls_back_to_english() -> None:
     assert abbreviations_for("en-GB") is ENGLISH
     text = "Dr. Who arrived. Then he left."
     assert split_sentences(text, language="xx") == split_sentences(text)
-    assert SentenceSegmenter(language="zz").push(text) == ["Dr. Who arrived."]
+    assert texts(SentenceSegmenter(language="zz").push(text)) == ["Dr. Who arrived."]
 
 
 # -- zero delay, flush, reset ---------------------------------------------------------------------
@@ -149,12 +140,12 @@ def test_unknown_language_falls_back_to_english() -> None:
 
 def test_sentence_is_emitted_when_following_space_arrives() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("Hello world.") == []  # could still become "world.com"
+    assert texts(seg.push("Hello world.")) == []  # could still become "world.com"
     assert seg.pending_chars == len("Hello world.")
-    assert seg.push(" ") == ["Hello world."]
+    assert texts(seg.push(" ")) == ["Hello world."]
     assert seg.pending_chars == 0
-    assert seg.push("How are") == []
-    assert seg.push(" you?\n") == ["How are you?"]
+    assert texts(seg.push("How are")) == []
+    assert texts(seg.push(" you?\n")) == ["How are you?"]
 
 
 def test_one_character_pushes_emit_at_the_deciding_character() -> None:
@@ -162,54 +153,54 @@ def test_one_character_pushes_emit_at_the_deciding_character() -> None:
     text = "Wow! Ok? Yes."
     emitted_at = {}
     for i, char in enumerate(text + " "):
-        for sentence in seg.push(char):
+        for sentence in texts(seg.push(char)):
             emitted_at[sentence] = i
     assert emitted_at == {"Wow!": 4, "Ok?": 8, "Yes.": 13}
 
 
 def test_conditional_abbreviation_waits_for_next_word_only() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("I work at Acme Inc. ") == []
-    assert seg.push("I") == ["I work at Acme Inc."]
+    assert texts(seg.push("I work at Acme Inc. ")) == []
+    assert texts(seg.push("I")) == ["I work at Acme Inc."]
     seg.reset()
-    assert seg.push("Fruit etc. ") == []
-    assert seg.push("a") == []
-    assert seg.push("nd more. ") == ["Fruit etc. and more."]
+    assert texts(seg.push("Fruit etc. ")) == []
+    assert texts(seg.push("a")) == []
+    assert texts(seg.push("nd more. ")) == ["Fruit etc. and more."]
 
 
 def test_cjk_is_emitted_on_the_next_character() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("你好。") == []  # a closing bracket could still follow
-    assert seg.push("我") == ["你好。"]
+    assert texts(seg.push("你好。")) == []  # a closing bracket could still follow
+    assert texts(seg.push("我")) == ["你好。"]
 
 
 def test_flush_returns_rest_and_resets() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("Hello world.") == []
-    assert seg.flush() == ["Hello world."]
+    assert texts(seg.push("Hello world.")) == []
+    assert texts(seg.flush()) == ["Hello world."]
     assert seg.pending_chars == 0
-    assert seg.flush() == []
+    assert texts(seg.flush()) == []
     # Reusable after flush: nothing of the old text leaks in.
-    assert seg.push("Acme Inc.") == []
-    assert seg.flush() == ["Acme Inc."]
-    assert seg.push("New text. ") == ["New text."]
+    assert texts(seg.push("Acme Inc.")) == []
+    assert texts(seg.flush()) == ["Acme Inc."]
+    assert texts(seg.push("New text. ")) == ["New text."]
 
 
 def test_flush_of_whitespace_only_returns_nothing() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("  \n\n \t ") == []
+    assert texts(seg.push("  \n\n \t ")) == []
     assert seg.pending_chars == 0
-    assert seg.flush() == []
+    assert texts(seg.flush()) == []
     assert split_sentences("") == []
 
 
 def test_reset_drops_buffered_text() -> None:
     seg = SentenceSegmenter()
-    assert seg.push("Interrupted sente") == []
+    assert texts(seg.push("Interrupted sente")) == []
     seg.reset()
     assert seg.pending_chars == 0
-    assert seg.push("Fresh start. ") == ["Fresh start."]
-    assert seg.flush() == []
+    assert texts(seg.push("Fresh start. ")) == ["Fresh start."]
+    assert texts(seg.flush()) == []
 
 
 # -- length bound ---------------------------------------------------------------------------------
@@ -242,9 +233,9 @@ def test_max_chars_keeps_pending_text_bounded() -> None:
     seg = SentenceSegmenter(max_chars=50)
     out: list[str] = []
     for _ in range(500):
-        out += seg.push("word ")
+        out += texts(seg.push("word "))
         assert seg.pending_chars <= 51
-    out += seg.flush()
+    out += texts(seg.flush())
     assert all(len(s) <= 50 for s in out)
     assert squash(out) == "word" * 500
 
@@ -260,8 +251,8 @@ def test_long_input_is_linear_enough() -> None:
     seg = SentenceSegmenter(max_chars=100_000)
     out: list[str] = []
     for char in text:
-        out += seg.push(char)
-    out += seg.flush()
+        out += texts(seg.push(char))
+    out += texts(seg.flush())
     assert out == split_sentences(text, max_chars=100_000)
     assert len(out) == 400
 
@@ -281,7 +272,7 @@ VOCABULARY = [
     "b. ", " ", " ", " ", " ", "  ", "\n", "\n\n", "\t", " \n ",
 ]  # fmt: skip
 
-texts = st.lists(st.sampled_from(VOCABULARY), max_size=60).map("".join)
+vocabulary_texts = st.lists(st.sampled_from(VOCABULARY), max_size=60).map("".join)
 options = st.fixed_dictionaries(
     {"max_chars": st.sampled_from([1, 3, 8, 20, 60, 300])},
     optional={
@@ -301,24 +292,25 @@ def check_bounds(segments: list[str], opts: dict[str, object]) -> None:
 
 
 @settings(max_examples=250, deadline=None)
-@given(text=texts, data=st.data(), opts=options)
+@given(text=vocabulary_texts, data=st.data(), opts=options)
 def test_chunking_does_not_change_the_output(
     text: str, data: st.DataObject, opts: dict[str, object]
 ) -> None:
+    # Texts, endings and paragraph starts alike.
     cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=len(text)))
-    expected = split_sentences(text, **opts)  # type: ignore[arg-type]
+    expected = split_segments(text, **opts)  # type: ignore[arg-type]
     assert feed(text, cuts, **opts) == expected
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=texts, opts=options)
-def test_one_character_pushes_match_split_sentences(text: str, opts: dict[str, object]) -> None:
-    expected = split_sentences(text, **opts)  # type: ignore[arg-type]
+@given(text=vocabulary_texts, opts=options)
+def test_one_character_pushes_match_split_segments(text: str, opts: dict[str, object]) -> None:
+    expected = split_segments(text, **opts)  # type: ignore[arg-type]
     assert feed(text, list(range(len(text))), **opts) == expected
 
 
 @settings(max_examples=250, deadline=None)
-@given(text=texts, opts=options)
+@given(text=vocabulary_texts, opts=options)
 def test_segments_preserve_text_and_respect_bounds(text: str, opts: dict[str, object]) -> None:
     segments = split_sentences(text, **opts)  # type: ignore[arg-type]
     assert squash(segments) == squash([text])
@@ -329,14 +321,14 @@ def test_segments_preserve_text_and_respect_bounds(text: str, opts: dict[str, ob
 @given(text=st.text(max_size=60), data=st.data(), opts=options)
 def test_arbitrary_unicode_text(text: str, data: st.DataObject, opts: dict[str, object]) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=len(text)))
-    segments = split_sentences(text, **opts)  # type: ignore[arg-type]
+    segments = split_segments(text, **opts)  # type: ignore[arg-type]
     assert feed(text, cuts, **opts) == segments
-    assert squash(segments) == squash([text])
-    check_bounds(segments, opts)
+    assert squash(texts(segments)) == squash([text])
+    check_bounds(texts(segments), opts)
 
 
 @settings(max_examples=250, deadline=None)
-@given(text=texts, data=st.data(), opts=options)
+@given(text=vocabulary_texts, data=st.data(), opts=options)
 def test_pending_boundary_means_flush_cuts_exactly_there(
     text: str, data: st.DataObject, opts: dict[str, object]
 ) -> None:
@@ -350,5 +342,6 @@ def test_pending_boundary_means_flush_cuts_exactly_there(
     if seg.pending_boundary:
         rest = seg.flush()
         assert rest, "a pending boundary has text before it"
-        assert split_sentences(prefix, **opts) == emitted + rest  # type: ignore[arg-type]
-        assert split_sentences(prefix + " A", **opts) == emitted + rest + ["A"]  # type: ignore[arg-type]
+        assert split_segments(prefix, **opts) == emitted + rest  # type: ignore[arg-type]
+        *before, last = split_segments(prefix + " A", **opts)  # type: ignore[arg-type]
+        assert before == emitted + rest and last.text == "A"

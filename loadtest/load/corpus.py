@@ -62,11 +62,11 @@ def completing_token(tokens: tuple[str, ...]) -> tuple[int, str]:
     for index, token in enumerate(tokens):
         segments = segmenter.push(token)
         if segments:
-            return index, segments[0]
+            return index, segments[0].text
     rest = segmenter.flush()
     if not rest:
         raise ValueError("the passage is empty")
-    return len(tokens) - 1, rest[0]
+    return len(tokens) - 1, rest[0].text
 
 
 def make_passage(sentences: list[str]) -> Passage:

@@ -32,8 +32,8 @@ from ..logs import log_event
 from ..metrics import Metrics
 from ..protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart, ServerMessage, Warning
 from ..providers.base import PcmChunk, Provider, ProviderError, Urgency, VoiceOptions
-from ..text import SentenceSegmenter
-from ..text.paragraphs import ParagraphTracker
+from ..text import Ending, SentenceSegmenter
+from ..text import Segment as TextSegment
 from .options import StreamOptions
 
 logger = logging.getLogger(__name__)
@@ -72,17 +72,11 @@ class Pauses:
     clause_ms: float = 80.0
 
     def after(self, segment: Segment) -> float:
-        text = segment.text.rstrip(_CLOSERS)
-        return self.sentence_ms if text.endswith(_SENTENCE_ENDS) else self.clause_ms
+        return self.sentence_ms if segment.ending is Ending.SENTENCE else self.clause_ms
 
     def before(self, segment: Segment) -> float:
         """A paragraph's pause is known when its next segment comes: the rest of it goes first."""
         return max(0.0, self.paragraph_ms - self.sentence_ms) if segment.paragraph_start else 0.0
-
-
-# A segment ending in one of these (before closing quotes and brackets) is a whole sentence.
-_SENTENCE_ENDS = tuple(".!?…。！？।॥")
-_CLOSERS = "\"'”’)]」』）】》»"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +95,7 @@ class StreamLimits:
 class Segment:
     seq: int
     text: str
+    ending: Ending
     paragraph_start: bool = False
     """A blank line precedes it in the text."""
 
@@ -165,7 +160,6 @@ class StreamSession:
             language=options.language,
             eager_first_segment=options.eager_first_segment or None,
         )
-        self._paragraphs = ParagraphTracker()
         self._boundary_timer: asyncio.TimerHandle | None = None
         self._next_seq = 0
         self._queued_chars = 0
@@ -219,7 +213,6 @@ class StreamSession:
         if self._charge is not None:
             self._charge(len(text))
         self.stats.text_chars += len(text)
-        self._paragraphs.feed(text)
         self._enqueue(self._segmenter.push(text))
         self._arm_boundary_timer()
 
@@ -260,7 +253,6 @@ class StreamSession:
         await self._synthesis.abort()
         dropped = self.ring.clear()
         self._segmenter.reset()
-        self._paragraphs.reset()
         self._queued_chars = 0
         self._synthesis = self._new_synthesis()
         if self._ended:
@@ -311,15 +303,15 @@ class StreamSession:
         if self._ended:
             raise ProtocolError(ErrorCode.STREAM_ENDED, "input has ended; no more text is accepted")
 
-    def _enqueue(self, texts: list[str]) -> None:
-        for text, paragraph_start in zip(texts, self._paragraphs.starts(texts)):
+    def _enqueue(self, segments: list[TextSegment]) -> None:
+        for cut in segments:
             if self.stats.first_segment_at is None:
                 self.stats.first_segment_at = time.perf_counter()
-            segment = Segment(self._next_seq, text, paragraph_start)
+            segment = Segment(self._next_seq, cut.text, cut.ending, cut.paragraph_start)
             self._next_seq += 1
-            self._queued_chars += len(text)
+            self._queued_chars += len(cut.text)
             log_event(
-                logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=text
+                logger, "stream.segment", level=logging.DEBUG, stream=self.stream_id, seq=segment.seq, text=cut.text
             )
             self._synthesis.add(segment)
 

@@ -6,16 +6,21 @@ the moment the characters that decide its end have arrived, bounds segment lengt
 `max_chars` / `max_bytes` so text without punctuation still flows, knows abbreviations of
 several languages (`language=`), never cuts inside brackets, quotes or markup, can cut a long
 first sentence early (`eager_first_segment`), and tells a caller when flushing on silence is
-safe (`pending_boundary`). Its output does not depend on how the text was chunked: feeding it
-piecewise gives exactly `split_sentences(whole_text)`. See docs/segmentation.md.
+safe (`pending_boundary`). It emits `Segment`s: the text, how it ended (`Ending`: a sentence, a
+clause, a cut for length, the layout, a flush) and whether a blank line precedes it, so a
+session can choose the pause after and before it. Its output does not depend on how the text
+was chunked: feeding it piecewise gives exactly `split_segments(whole_text)`
+(`split_sentences` gives the texts only). See docs/segmentation.md.
 
-Modules: `segmenter` (the scan and its verdicts), `abbreviations` (word lists per language),
+Modules: `segmenter` (the scan and its verdicts), `segments` (the typed output: endings and
+paragraph starts), `abbreviations` (word lists per language),
 `nesting` (open brackets and quotes), `markup` (SSML-style tags), `limits` (length bound and
 where to cut), `chars` (character classes).
 
 Everything here is pure, synchronous code with no I/O.
 """
 
-from .segmenter import SentenceSegmenter, split_sentences
+from .segmenter import SentenceSegmenter, split_segments, split_sentences
+from .segments import Ending, Segment
 
-__all__ = ["SentenceSegmenter", "split_sentences"]
+__all__ = ["Ending", "Segment", "SentenceSegmenter", "split_segments", "split_sentences"]

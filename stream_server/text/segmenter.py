@@ -18,8 +18,10 @@ the scan has seen before it in the segment (open brackets, the list marker it st
   window is judged with that end in it, so a verdict is never WAIT there.
 
 Because a verdict never changes once its window is complete, the output is the same however the
-text is chunked: `push` and `flush` in any pieces give exactly `split_sentences(text)`. Because a
-verdict is issued as soon as its window is complete, nothing waits longer than needed:
+text is chunked: `push` and `flush` in any pieces give exactly `split_segments(text)`. (How a
+segment ended and whether a blank line precedes it are functions of the text too: see
+`segments`.) Because a verdict is issued as soon as its window is complete, nothing waits longer
+than needed:
 
 - "Hello world. ", "Really?! ", "你好。我" are emitted by the character after the terminator: no
   look-ahead beyond it (that character may still turn "world." into "world.com" or close a
@@ -65,8 +67,9 @@ from .chars import (
 from .limits import LimitTracker, choose_cut
 from .markup import Tag, TagScanner, protects_content
 from .nesting import NESTING_CHARS, Nesting
+from .segments import Ending, Segment, SegmentBuilder
 
-__all__ = ["SentenceSegmenter", "split_sentences"]
+__all__ = ["SentenceSegmenter", "split_segments", "split_sentences"]
 
 # Bounds of the look-ahead windows, so the wait for a verdict and the buffer stay bounded.
 _MAX_CLOSERS = 4  # more closers than this after a terminator: not a sentence end
@@ -190,7 +193,8 @@ class SentenceSegmenter:
 
     `push(text)` returns the segments completed by `text`; `flush()` returns the rest and
     leaves the segmenter empty for reuse; `reset()` drops the buffered text (barge-in).
-    Segments are stripped and never empty. See the module docstring for the design and
+    Segments are `Segment`s: stripped, never empty text, how it ended, and whether a blank line
+    precedes it. See the module docstring for the design and
     `docs/segmentation.md` for the rules.
 
     - `max_chars`, `max_bytes`: no segment is longer (characters; UTF-8 bytes, at least 4).
@@ -232,6 +236,7 @@ class SentenceSegmenter:
         self._limit = LimitTracker(max_chars, max_bytes)
         self._nesting = Nesting()
         self._tags = TagScanner()
+        self._segments = SegmentBuilder()
         self._clear()
         self._eager = eager_first_segment is not None
 
@@ -256,7 +261,7 @@ class SentenceSegmenter:
             self._pending = self._probe_pending_boundary()
         return self._pending
 
-    def push(self, text: str) -> list[str]:
+    def push(self, text: str) -> list[Segment]:
         """Add `text`; return the segments it completed, in order."""
         if not text:
             return []
@@ -269,10 +274,11 @@ class SentenceSegmenter:
         self._pending = None
         return self._drain(end_of_text=False)
 
-    def flush(self) -> list[str]:
+    def flush(self) -> list[Segment]:
         """End of text: return the buffered rest as segments and start over empty.
 
-        Unlike `reset()`, this does not re-arm `eager_first_segment`: the stream goes on.
+        Unlike `reset()`, this does not re-arm `eager_first_segment` nor forget the whitespace
+        after the last segment (a blank line there still opens a paragraph): the stream goes on.
         """
         segments = self._drain(end_of_text=True)
         self._clear()
@@ -281,6 +287,7 @@ class SentenceSegmenter:
     def reset(self) -> None:
         """Drop the buffered text without emitting it; the next segment is a first one again."""
         self._clear()
+        self._segments.reset()
         self._eager = self._eager_words is not None
 
     # -- state --------------------------------------------------------------------------------
@@ -309,9 +316,9 @@ class SentenceSegmenter:
 
     # -- scanning -----------------------------------------------------------------------------
 
-    def _drain(self, *, end_of_text: bool) -> list[str]:
+    def _drain(self, *, end_of_text: bool) -> list[Segment]:
         """Emit every segment that the buffered text decides; keep the undecided rest."""
-        out: list[str] = []
+        out: list[Segment] = []
         self._waiting_at = None
         while self._skip_leading_space():
             marker = self._segment_marker(end_of_text)
@@ -327,7 +334,7 @@ class SentenceSegmenter:
                     break
                 limit = self._limit.limit(self._buf)
                 assert limit is not None
-                self._emit(out, choose_cut(self._buf, self._start, limit))
+                self._emit(out, choose_cut(self._buf, self._start, limit), Ending.FORCED)
                 continue
             index = match.start()
             self._nesting.expire(index)
@@ -337,12 +344,14 @@ class SentenceSegmenter:
                 self._pos = self._waiting_at = index
                 break
             if decision.verdict is _Verdict.BREAK and self._fits(decision.end):
-                self._emit(out, decision.end)
+                # Punctuation names the ending (see `ending_of`); a rule break without any is
+                # the layout's: a blank line, a list item, a bullet.
+                self._emit(out, decision.end, Ending.LINE)
             else:
                 self._pos = decision.resume or index + 1
         if end_of_text:
             # No event left and nothing beyond the limit: the rest is one segment.
-            self._emit(out, len(self._buf))
+            self._emit(out, len(self._buf), Ending.FLUSH)
         self._compact()
         return out
 
@@ -351,6 +360,7 @@ class SentenceSegmenter:
         match = _NON_SPACE_RE.search(self._buf, self._start)
         start = match.start() if match else len(self._buf)
         if start != self._start:
+            self._segments.skip(self._buf[self._start : start])
             self._begin_segment(start)
         return match is not None
 
@@ -378,10 +388,11 @@ class SentenceSegmenter:
         limit = self._limit.limit(self._buf)
         return limit is None or end <= limit or self._buf[limit:end].isspace()
 
-    def _emit(self, out: list[str], end: int) -> None:
+    def _emit(self, out: list[Segment], end: int, cut: Ending) -> None:
+        """Emit `buf[start:end]`, which ends for the reason `cut` unless punctuation says more."""
         assert end > self._start or end == len(self._buf), "a segment cannot be empty"
-        segment = self._buf[self._start : end].strip()
-        if segment:
+        segment = self._segments.build(self._buf[self._start : end], cut)
+        if segment is not None:
             out.append(segment)
             self._eager = False
         self._begin_segment(end)
@@ -770,14 +781,14 @@ def _is_elision(buf: str, run: str, run_start: int, after: int, start: int) -> b
     )
 
 
-def split_sentences(
+def split_segments(
     text: str,
     *,
     max_chars: int = 300,
     max_bytes: int | None = None,
     language: str = "en",
     eager_first_segment: int | None = None,
-) -> list[str]:
+) -> list[Segment]:
     """Split a whole text exactly as a `SentenceSegmenter` fed with it would."""
     seg = SentenceSegmenter(
         max_chars=max_chars,
@@ -786,3 +797,22 @@ def split_sentences(
         eager_first_segment=eager_first_segment,
     )
     return seg.push(text) + seg.flush()
+
+
+def split_sentences(
+    text: str,
+    *,
+    max_chars: int = 300,
+    max_bytes: int | None = None,
+    language: str = "en",
+    eager_first_segment: int | None = None,
+) -> list[str]:
+    """The texts of `split_segments(text, ...)`."""
+    segments = split_segments(
+        text,
+        max_chars=max_chars,
+        max_bytes=max_bytes,
+        language=language,
+        eager_first_segment=eager_first_segment,
+    )
+    return [segment.text for segment in segments]

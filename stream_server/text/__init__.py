@@ -12,10 +12,11 @@ session can choose the pause after and before it. Its output does not depend on 
 was chunked: feeding it piecewise gives exactly `split_segments(whole_text)`
 (`split_sentences` gives the texts only). See docs/segmentation.md.
 
-Modules: `segmenter` (the scan and its verdicts), `segments` (the typed output: endings and
-paragraph starts), `abbreviations` (word lists per language),
+Modules: `segmenter` (the scan over the text), `verdicts` (what the rules decide at an event),
+`sentence_ends` (terminators and abbreviations), `layout` (blank lines, list items, bullets),
 `nesting` (open brackets and quotes), `markup` (SSML-style tags), `limits` (length bound and
-where to cut), `chars` (character classes).
+where to cut), `segments` (the typed output: endings and paragraph starts), `abbreviations`
+(word lists per language), `chars` (character classes).
 
 Everything here is pure, synchronous code with no I/O.
 """

@@ -27,7 +27,7 @@ import numpy as np
 from stream_server.audio import AudioPipeline
 from stream_server.audio.formats import FORMATS
 from stream_server.audio.pipeline import EncoderSettings
-from stream_server.providers.base import PcmChunk
+from stream_server.media import PcmChunk
 from stream_server.session.stream import ENCODE_SLICE_MS
 
 PARAGRAPH = (

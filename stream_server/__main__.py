@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging.config
 import sys
+from collections.abc import Mapping, Sequence
 
 from .app import check_stream_defaults
 from .logs import configure_logging
@@ -11,12 +12,24 @@ from .protocol import ProtocolError
 from .providers import build_providers
 from .security import KeyStoreError
 from .server import StreamServer, uvicorn_config
-from .settings import SettingsError, load_settings
+from .session.options import check_defaults
+from .settings import Settings, SettingsError, load_settings
+
+
+def load_server_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings the server starts with: loaded, and the stream defaults checked against the
+    output formats (which the settings module, below the audio package, cannot know).
+
+    Raises `SettingsError` naming the option, and `SystemExit` on `--help` or a malformed command line.
+    """
+    settings = load_settings(argv, environ)
+    check_defaults(settings)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = load_settings(argv)
+        settings = load_server_settings(argv)
     except SettingsError as exc:
         print(f"stream_server: bad setting: {exc}", file=sys.stderr)
         return 2

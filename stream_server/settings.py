@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from .audio.formats import PCM_RATES, FormatName, get_format
+from .media import OutputFormatName
 
 ENV_PREFIX = "STREAM_SERVER_"
 
@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         str | None, Meta(description="Default voice id (default: the provider's first voice).")
     ] = None
     format: Annotated[
-        FormatName,
+        OutputFormatName,
         Meta(description="Default output format: pcm, f32, mulaw, alaw, opus, ogg_opus, webm_opus, mp3, aac, flac, wav."),
     ] = "pcm"
     sample_rate: Annotated[
@@ -319,14 +319,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
                 f"the default provider {self.provider!r} is not loaded (providers: "
                 f"{','.join(self.providers)}) - at `$.provider`"
             )
-        if self.sample_rate is not None and self.sample_rate not in PCM_RATES:
-            raise ValueError(f"pcm is offered at {list(PCM_RATES)} Hz, not {self.sample_rate} - at `$.sample_rate`")
-        fmt = get_format(self.format)
-        assert fmt is not None  # the Literal type admits only known formats
-        rate = self.sample_rate if self.sample_rate in fmt.sample_rates else fmt.sample_rates[0]
-        problem = fmt.frame_ms_error(rate, self.frame_ms)
-        if problem:
-            raise ValueError(f"{problem} - at `$.frame_ms`")
+        # Whether the default format takes the default rate and frame duration is the stream
+        # options' to say: session.options.check_defaults, run where the server loads its settings.
 
 
 def is_loopback(host: str) -> bool:
@@ -432,6 +426,11 @@ def settings_from_raw(raw: Mapping[str, Any]) -> Settings:
         raise SettingsError(_explain(exc)) from None
 
 
+def setting_error(field: str, problem: str) -> SettingsError:
+    """`problem` with the option and the environment variable of `field` that set it."""
+    return SettingsError(f"{option_name(field)} / {env_name(field)}: {problem}")
+
+
 def _explain(exc: msgspec.ValidationError) -> str:
     message = str(exc)
     # msgspec ends its message with "- at `$.field`"; name the option instead.
@@ -439,7 +438,7 @@ def _explain(exc: msgspec.ValidationError) -> str:
     if not sep:
         return message
     field = where.rstrip("`").split("[", 1)[0]
-    return f"{option_name(field)} / {env_name(field)}: {head}"
+    return str(setting_error(field, head))
 
 
 def load_settings(

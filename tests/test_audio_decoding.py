@@ -1,4 +1,4 @@
-"""Tests of the incremental decoders for what cloud TTS providers send (stream_server.audio.decoding).
+"""Tests of the incremental decoders for what cloud TTS providers send (stream_server.providers.decoding).
 
 Test audio is made here, in memory, with PyAV: one second of two sines (440 Hz dominant) at 24 and
 44.1 kHz, mono and stereo, encoded into every format. The reference is PyAV's ordinary whole-file
@@ -22,14 +22,14 @@ import av
 import numpy as np
 import pytest
 
-from stream_server.audio.decoding import (
+from stream_server.providers.decoding import (
     DecodeError,
     StreamingDecoder,
     decoder_for_mime,
     open_decoder,
     parse_mime,
 )
-from stream_server.providers.base import PcmChunk
+from stream_server.media import PcmChunk
 
 SECONDS = 1.0
 TONE_HZ = 440.0

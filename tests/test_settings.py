@@ -9,12 +9,14 @@ import sys
 
 import pytest
 
-from stream_server.settings import Settings, SettingsError, load_settings
+from stream_server.__main__ import load_server_settings
+from stream_server.settings import Settings, SettingsError
 
 
 def load(*argv: str, **env: str) -> Settings:
-    """Settings from `argv` over an environment holding only `env` (never the real one)."""
-    return load_settings(list(argv), env)
+    """Settings from `argv` over an environment holding only `env` (never the real one), checked as
+    the server checks them at start-up (the stream defaults against the formats too)."""
+    return load_server_settings(list(argv), env)
 
 
 # -- sources and precedence ---------------------------------------------------------------------
@@ -115,7 +117,7 @@ def test_bad_value_names_option_and_variable(
     argv: list[str], env: dict[str, str], option: str, variable: str
 ) -> None:
     with pytest.raises(SettingsError) as caught:
-        load_settings(argv, env)
+        load_server_settings(argv, env)
     message = str(caught.value)
     # Whole names only: "--providers" must not pass for "--provider".
     assert re.search(rf"{option}(?![\w-])", message), message
@@ -181,7 +183,7 @@ def test_bad_value_exits_2_naming_the_option_without_traceback() -> None:
 
 
 def test_list_settings_split_on_commas_on_the_command_line_too() -> None:
-    settings = load_settings(["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"], {})
+    settings = load_server_settings(["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"], {})
     assert settings.providers == ("tone", "piper")
     assert settings.piper_voices == ("a.onnx", "b.onnx", "c.onnx")
 

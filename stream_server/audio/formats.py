@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+
+from ..media import OUTPUT_FORMAT_NAMES
 
 PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 TELEPHONY_RATES = (8000,)
@@ -12,10 +13,6 @@ OPUS_RATES = (48000,)
 OPUS_FRAME_MS = (10, 20, 40, 60)
 MIN_FRAME_MS = 5
 MAX_FRAME_MS = 200
-
-FormatName = Literal[
-    "pcm", "f32", "mulaw", "alaw", "opus", "ogg_opus", "webm_opus", "mp3", "aac", "flac", "wav"
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +101,9 @@ _FORMATS = (
 )
 
 FORMATS: dict[str, OutputFormat] = {f.name: f for f in _FORMATS}
+# The settings name formats by media.OUTPUT_FORMAT_NAMES: the two lists must not drift apart.
+if tuple(FORMATS) != OUTPUT_FORMAT_NAMES:
+    raise RuntimeError("media.OutputFormatName and audio.formats list different formats")
 
 
 def get_format(name: str) -> OutputFormat | None:

@@ -12,19 +12,11 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ..providers.base import PcmChunk
+from ..media import EncodedFrame, PcmChunk
 from .encoders import Chunk, make_encoder, silence
 from .formats import OutputFormat
 from .resampling import Resampler
 from .seams import SeamSettings, SegmentShaper
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedFrame:
-    """Bytes to send, and the audio they carry (0 ms for a container header)."""
-
-    data: bytes
-    duration_ms: float
 
 
 @dataclass(frozen=True, slots=True)

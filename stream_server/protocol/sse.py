@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..audio import EncodedFrame
+from ..media import EncodedFrame
 from .messages import SegmentStart, ServerMessage
 
 _encoder = msgspec.json.Encoder()

@@ -1,6 +1,7 @@
 """Speech providers behind one interface (`base.Provider`), built from the settings at start-up."""
 
-from .base import PcmChunk, Provider, ProviderError, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from .base import Provider, ProviderError, VoiceInfo, VoiceOptions
 from .registry import PROVIDER_NAMES, build_providers
 
 __all__ = [

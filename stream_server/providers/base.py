@@ -11,19 +11,8 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
-
-@dataclass(frozen=True, slots=True)
-class PcmChunk:
-    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def duration_ms(self) -> float:
-        return 1000.0 * len(self.samples) / self.sample_rate
+# Re-exported: the chunks a provider yields are media, defined below every package that shares them.
+from ..media import PcmChunk as PcmChunk
 
 
 @dataclass(frozen=True, slots=True)

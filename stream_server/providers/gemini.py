@@ -28,12 +28,14 @@ import binascii
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import httpx
 
-from ..audio.decoding import DecodeError, StreamingDecoder, decoder_for_mime
-from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from ..settings import Settings
+from .base import ProviderError, VoiceInfo, VoiceOptions
+from .decoding import DecodeError, StreamingDecoder, decoder_for_mime
 from .http import (
     AUTH,
     BAD_RESPONSE,
@@ -47,8 +49,6 @@ from .http import (
     sse_events,
 )
 
-if TYPE_CHECKING:
-    from ..settings import Settings
 
 SAMPLE_RATE = 24000
 MAX_TEXT_BYTES = 8000

@@ -16,16 +16,16 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import msgspec
 
 from ..logs import log_event
-from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from ..settings import Settings
+from .base import ProviderError, VoiceInfo, VoiceOptions
 
-if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
-    from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import httpx
 
-from ..audio.decoding import DecodeError, StreamingDecoder, open_decoder
-from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from ..settings import Settings
+from .base import ProviderError, VoiceInfo, VoiceOptions
+from .decoding import DecodeError, StreamingDecoder, open_decoder
 from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, json_object, raise_for_status, sse_events
 
-if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
-    from ..settings import Settings
 
 ResponseFormat = Literal["pcm", "mp3", "opus", "aac", "flac", "wav"]
 StreamFormat = Literal["audio", "sse"]

@@ -23,7 +23,8 @@ from piper.config import PiperConfig
 from piper.voice import AudioChunk
 
 from ..logs import log_event
-from .base import PcmChunk, ProviderError, Urgency, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from .base import ProviderError, Urgency, VoiceInfo, VoiceOptions
 from .priority_pool import PriorityPool
 
 logger = logging.getLogger(__name__)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..settings import Settings
 from .base import Provider
 
-if TYPE_CHECKING:  # settings imports the audio formats, which import the provider base
-    from ..settings import Settings
 
 
 def _piper(settings: Settings) -> Provider:

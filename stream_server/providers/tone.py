@@ -12,7 +12,8 @@ from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 
-from .base import PcmChunk, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from .base import VoiceInfo, VoiceOptions
 
 SAMPLE_RATE = 24000
 BEEP_MS = 60

@@ -22,14 +22,16 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..audio.decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
 from ..logs import log_event
-from .base import PcmChunk, ProviderError, VoiceInfo, VoiceOptions
+from ..media import PcmChunk
+from ..settings import Settings
+from .base import ProviderError, VoiceInfo, VoiceOptions
+from .decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
 from .http import (
     BAD_RESPONSE,
     HttpProvider,
@@ -41,8 +43,6 @@ from .http import (
     raise_for_status,
 )
 
-if TYPE_CHECKING:
-    from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..audio.formats import FORMATS, OutputFormat, get_format
+from ..audio.formats import FORMATS, PCM_RATES, OutputFormat, get_format
 from ..protocol import Config, ErrorCode, ProtocolError, Ready
 from ..providers.base import Provider
-from ..settings import Settings
+from ..settings import Settings, setting_error
 
 # Where a voice's own rate is not an offered pcm rate, pcm falls back to this one.
 FALLBACK_PCM_RATE = 24000
@@ -43,6 +43,23 @@ def config_from_query(params: Mapping[str, str]) -> Config:
         return msgspec.convert({"type": "config", **params}, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"query parameters: {exc}") from None
+
+
+def check_defaults(settings: Settings) -> None:
+    """The server's default format must take its default sample rate and frame duration.
+
+    Run where the server loads its settings, so a bad default stops it at start-up with a
+    `SettingsError` naming the option (--format, --sample-rate, --frame-ms), not on every stream.
+    """
+    fmt = get_format(settings.format)
+    if fmt is None:  # the settings' type admits only known names; this catches hand-built settings
+        raise setting_error("format", f"unsupported format {settings.format!r}; available: {sorted(FORMATS)}")
+    if settings.sample_rate is not None and settings.sample_rate not in PCM_RATES:
+        raise setting_error("sample_rate", f"pcm is offered at {list(PCM_RATES)} Hz, not {settings.sample_rate}")
+    rate = settings.sample_rate if settings.sample_rate in fmt.sample_rates else fmt.sample_rates[0]
+    problem = fmt.frame_ms_error(rate, settings.frame_ms)
+    if problem:
+        raise setting_error("frame_ms", problem)
 
 
 def resolve_options(

@@ -63,20 +63,41 @@ FUZZ_SETTINGS = settings(
 # -- the server, in a thread of its own --------------------------------------------------------
 
 
+# The server's own loggers (uvicorn's include "uvicorn.error", where uvicorn's WebSocket layer
+# logs too). Nothing else counts: the test's clients log through "websockets.client" and other
+# libraries' loggers, and a client's error is no fault of the server.
+SERVER_LOGGERS = ("stream_server", "uvicorn")
+
+
+def is_server_logger(name: str) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in SERVER_LOGGERS)
+
+
 class ErrorRecords(logging.Handler):
-    """Every ERROR the server logs: an exception in a connection shows up here even though uvicorn
-    keeps the process alive."""
+    """Every ERROR the server reports: an exception in a connection shows up here even though uvicorn
+    keeps the process alive. Attached to the server's loggers only, and it checks the name anyway;
+    exceptions that reach the server's event loop unhandled come through `loop_exception`."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not is_server_logger(record.name):
+            return
         # uvicorn's own answer to invalid UTF-8 in a text frame: it logs the decode error, then
         # closes with 1007 as RFC 6455 asks. Expected here; the close code is checked.
         if record.name == "uvicorn.error" and record.getMessage().startswith("Invalid UTF-8 sequence"):
             return
         self.records.append(record)
+
+    def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The server loop's exception handler: a task that failed with nobody awaiting it, a
+        callback that raised. Taken from the loop itself, not from the "asyncio" logger, which
+        any event loop in the test process logs to."""
+        message = f"{context.get('message')} {context.get('exception')!r}"
+        self.records.append(logging.makeLogRecord({"name": "server event loop", "msg": message}))
+        loop.default_exception_handler(context)
 
     def describe(self) -> list[str]:
         return [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in self.records]
@@ -114,7 +135,10 @@ def server_in_thread() -> Iterator[LiveServer]:
     started: concurrent.futures.Future[tuple[RunningServer, asyncio.AbstractEventLoop, asyncio.Event]]
     started = concurrent.futures.Future()
 
+    errors = ErrorRecords()
+
     async def serve() -> None:
+        asyncio.get_running_loop().set_exception_handler(errors.loop_exception)
         stop = asyncio.Event()
         settings = tone_settings(max_message_bytes=MAX_MESSAGE_BYTES)
         async with run_server(settings, {"tone": ToneProvider()}) as running:
@@ -133,8 +157,7 @@ def server_in_thread() -> Iterator[LiveServer]:
     thread.start()
     running, loop, stop = started.result(timeout=60)
     # After uvicorn applied its logging config, which replaces these loggers' handlers.
-    errors = ErrorRecords()
-    watched = [logging.getLogger(name) for name in ("", "stream_server", "uvicorn")]
+    watched = [logging.getLogger(name) for name in SERVER_LOGGERS]
     for logger in watched:
         logger.addHandler(errors)
     try:
@@ -810,6 +833,15 @@ def test_random_sessions_get_precise_answers_while_a_good_stream_is_unaffected(l
     assert not companion.failures, companion.failures
     assert companion.runs >= 1
     live.assert_unharmed()
+
+
+def test_only_the_server_reports_count_as_its_errors(live: LiveServer) -> None:
+    logging.getLogger("websockets.client").error("the test's client failed")
+    logging.getLogger("asyncio").error("another event loop's task failed")
+    assert not live.errors.records
+    logging.getLogger("stream_server.session.stream").error("a server fault")
+    logging.getLogger("uvicorn.error").error("a server fault")
+    assert [r.name for r in live.errors.records] == ["stream_server.session.stream", "uvicorn.error"]
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from .chars import BULLETS, CJK_CLAUSE, CLAUSE_STRENGTH, RUN_CHARS
 from .layout import Marker, decide_bullet, decide_newline, decide_next_item, parse_marker
@@ -407,20 +408,6 @@ def split_segments(
     return seg.push(text) + seg.flush()
 
 
-def split_sentences(
-    text: str,
-    *,
-    max_chars: int = 300,
-    max_bytes: int | None = None,
-    language: str = "en",
-    eager_first_segment: int | None = None,
-) -> list[str]:
-    """The texts of `split_segments(text, ...)`."""
-    segments = split_segments(
-        text,
-        max_chars=max_chars,
-        max_bytes=max_bytes,
-        language=language,
-        eager_first_segment=eager_first_segment,
-    )
-    return [segment.text for segment in segments]
+def split_sentences(text: str, **options: Any) -> list[str]:
+    """The texts of `split_segments(text, **options)` (the same keyword options)."""
+    return [segment.text for segment in split_segments(text, **options)]

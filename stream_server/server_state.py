@@ -14,7 +14,7 @@ from .audio.pipeline import EncoderSettings
 from .audio.seams import SeamSettings
 from .metrics import Metrics
 from .protocol import ErrorCode, ProtocolError
-from .providers import Provider, VoiceOptions
+from .providers import Provider, VoiceOptions, provider_default_voice
 from .security import Client
 from .security.access import Access
 from .security.keys import ANONYMOUS
@@ -212,7 +212,7 @@ class ServerState:
                 continue
             provider = self.providers[name]
             voices = [v.id for v in provider.voices]
-            configured = getattr(self.settings, f"{name}_voice", None)
+            configured = provider_default_voice(self.settings, name)
             voice = configured if configured in voices else voices[0]
             chain.append((provider, VoiceOptions(voice=voice, speed=options.speed)))
         return chain

@@ -2,8 +2,11 @@
 
 Every field of `Settings` is a command-line option (`--field-name`) and an environment variable
 (`STREAM_SERVER_FIELD_NAME`); the command line wins over the environment, the environment over the
-default. Values are validated by msgspec at start-up, so a bad value stops the server with a message
-that names the option, instead of failing on the first request.
+default. Each provider's own settings (declared by its module, see providers/spec.py) are nested
+under its name, and flattened into options prefixed with it: `settings.openai.api_key` is
+`--openai-api-key` and `STREAM_SERVER_OPENAI_API_KEY`. Values are validated by msgspec at start-up,
+so a bad value stops the server with a message that names the option, instead of failing on the
+first request.
 """
 
 from __future__ import annotations
@@ -11,21 +14,26 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from .media import OutputFormatName
+from .providers.registry import PROVIDER_SPECS, SPECS_BY_NAME, ProviderName
+from .providers.spec import ProviderSettings, SharedHttpSettings, masked_repr
 
 ENV_PREFIX = "STREAM_SERVER_"
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-ProviderName = Literal["piper", "tone", "openai", "gemini", "ttsai"]
 
 
-class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Every setting but the providers' own, which `Settings` (below) nests under their names."""
+
     host: Annotated[str, Meta(description="Interface to listen on.")] = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535, description="TCP port (0 picks a free one).")] = 8000
     providers: Annotated[
@@ -129,22 +137,6 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     fade_ms: Annotated[
         float, Meta(ge=0.5, le=50, description="Fade at a segment's first and last sound (no clicks).")
     ] = 5.0
-    piper_voices: Annotated[
-        tuple[str, ...],
-        Meta(
-            description=(
-                "Extra Piper voices: paths to .onnx files (with .onnx.json beside them), "
-                "comma-separated, or repeat the option."
-            )
-        ),
-    ] = ()
-    piper_workers: Annotated[
-        int, Meta(ge=1, le=64, description="Threads running Piper inference concurrently.")
-    ] = 1
-    piper_intra_op_threads: Annotated[
-        int,
-        Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: one per core)."),
-    ] = 0
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
     speech_voice_map: Annotated[
         tuple[str, ...],
@@ -210,73 +202,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         Meta(description="Folder of the browser demo served at / (default: the source tree's clients/web; empty: off)."),
     ] = None
 
-    # -- cloud providers (loaded when named in --providers) -------------------------------------
-    openai_base_url: Annotated[
-        str, Meta(description="OpenAI-compatible API base (the official one or a relay), without /v1.")
-    ] = "https://api.openai.com"
-    openai_api_key: Annotated[str | None, Meta(description="OpenAI-compatible API key (never logged).")] = None
-    openai_model: Annotated[str, Meta(description="Model for /v1/audio/speech.")] = "gpt-4o-mini-tts"
-    openai_voice: Annotated[str, Meta(description="Default OpenAI voice.")] = "alloy"
-    openai_response_format: Annotated[
-        Literal["pcm", "mp3", "opus", "aac", "flac", "wav"],
-        Meta(description="Audio asked of the upstream (pcm: 24 kHz s16le, nothing to decode)."),
-    ] = "pcm"
-    openai_stream_format: Annotated[
-        Literal["audio", "sse"], Meta(description="Raw streamed body, or SSE speech.audio.delta events.")
-    ] = "audio"
-    openai_instructions: Annotated[
-        str | None, Meta(description="Style instructions (not for tts-1/tts-1-hd).")
-    ] = None
-    openai_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
-    openai_timeout_s: Annotated[
-        float, Meta(gt=0, le=600, description="Seconds from request to first audio.")
-    ] = 15.0
-    gemini_base_url: Annotated[
-        str, Meta(description="Gemini API base (Google's or a relay), without /v1beta.")
-    ] = "https://generativelanguage.googleapis.com"
-    gemini_api_key: Annotated[str | None, Meta(description="Gemini API key (never logged).")] = None
-    gemini_model: Annotated[str, Meta(description="Gemini TTS model.")] = "gemini-2.5-flash-preview-tts"
-    gemini_voice: Annotated[str, Meta(description="Default prebuilt voice (case-insensitive).")] = "Kore"
-    gemini_auth: Annotated[
-        Literal["auto", "goog", "bearer"],
-        Meta(description="x-goog-api-key (goog), Authorization: Bearer (relays), or auto by host."),
-    ] = "auto"
-    gemini_body_style: Annotated[
-        Literal["camel", "snake"], Meta(description="REST camelCase, or snake_case for Vertex-style relays.")
-    ] = "camel"
-    gemini_streaming: Annotated[
-        bool, Meta(description="streamGenerateContent (SSE); false: generateContent.")
-    ] = True
-    gemini_language_code: Annotated[str | None, Meta(description="speechConfig.languageCode, e.g. en-US.")] = None
-    gemini_style: Annotated[
-        str | None, Meta(description='Style prompt put before the text, e.g. "Say cheerfully".')
-    ] = None
-    gemini_temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
-    gemini_speakers: Annotated[
-        tuple[str, ...],
-        Meta(description="Two-speaker mode: exactly two Speaker=Voice pairs (e.g. Joe=Kore,Jane=Puck)."),
-    ] = ()
-    gemini_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
-    gemini_timeout_s: Annotated[
-        float, Meta(gt=0, le=600, description="Seconds from request to first audio.")
-    ] = 30.0
-    ttsai_base_url: Annotated[str, Meta(description="TTS.ai API base, without /v1.")] = "https://api.tts.ai"
-    ttsai_api_key: Annotated[
-        str | None, Meta(description="TTS.ai key, sk-tts-... (never logged; none: anonymous free tier).")
-    ] = None
-    ttsai_model: Annotated[str, Meta(description="TTS.ai model (kokoro and melotts stream).")] = "kokoro"
-    ttsai_voice: Annotated[str, Meta(description="Default TTS.ai voice.")] = "af_bella"
-    ttsai_mode: Annotated[
-        Literal["auto", "stream", "queue"],
-        Meta(description="SSE streaming, queue-and-poll, or auto (stream where the model can)."),
-    ] = "auto"
-    ttsai_poll_interval_s: Annotated[
-        float, Meta(gt=0, le=60, description="Queue mode: seconds between result polls.")
-    ] = 1.5
-    ttsai_concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 2
-    ttsai_timeout_s: Annotated[
-        float, Meta(gt=0, le=600, description="Seconds from request to first audio (queue mode: to the result).")
-    ] = 60.0
+    # -- what every cloud provider shares (each one's own settings are nested under its name) -----
     http_connect_timeout_s: Annotated[float, Meta(gt=0, le=120, description="Cloud providers: connect timeout.")] = 5.0
     http_read_timeout_s: Annotated[
         float, Meta(gt=0, le=600, description="Cloud providers: longest silence inside a streaming answer.")
@@ -291,13 +217,24 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         float, Meta(gt=0, le=3600, description="Seconds an open breaker fails fast before a trial request.")
     ] = 30.0
 
-    def __repr__(self) -> str:
-        # Settings may be printed or logged: keys are shown as set or not, never their value.
-        fields = ", ".join(
-            f"{name}={'***' if (name.endswith('_api_key') or name == 'api_keys') and value else value!r}"
-            for name, value in msgspec.structs.asdict(self).items()
+    @property
+    def shared_http(self) -> SharedHttpSettings:
+        return SharedHttpSettings(
+            connect_timeout_s=self.http_connect_timeout_s,
+            read_timeout_s=self.http_read_timeout_s,
+            retries=self.http_retries,
+            breaker_failures=self.breaker_failures,
+            breaker_cooldown_s=self.breaker_cooldown_s,
         )
-        return f"Settings({fields})"
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        """Provider `name`'s own settings: the field `Settings` nests them in (`settings.openai`)."""
+        settings = getattr(self, name)
+        assert isinstance(settings, ProviderSettings), name
+        return settings
+
+    def __repr__(self) -> str:
+        return masked_repr("Settings", _option_values(self))  # by option name, as set
 
     def __post_init__(self) -> None:
         # Messages end like msgspec's own ("- at `$.field`") so `_explain` names the option.
@@ -306,8 +243,6 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
                 raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
         if any("=" not in pair for pair in self.speech_voice_map):
             raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")
-        if len(self.gemini_speakers) not in (0, 2) or any("=" not in pair for pair in self.gemini_speakers):
-            raise ValueError("give exactly two Speaker=Voice pairs - at `$.gemini_speakers`")
         if not (self.api_keys or self.api_keys_file or self.insecure_no_auth or is_loopback(self.host)):
             raise ValueError(
                 f"no API keys are configured, and {self.host!r} is not a loopback address: anyone who reaches "
@@ -321,6 +256,20 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
             )
         # Whether the default format takes the default rate and frame duration is the stream
         # options' to say: session.options.check_defaults, run where the server loads its settings.
+
+
+Settings = msgspec.defstruct(
+    "Settings",
+    [(spec.name, spec.settings_type, msgspec.field(default_factory=spec.settings_type)) for spec in PROVIDER_SPECS],
+    bases=(ServerSettings,),
+    module=__name__,
+    kw_only=True,
+    frozen=True,
+    forbid_unknown_fields=True,
+)
+Settings.__doc__ = """The server's settings: `ServerSettings`, and each registered provider's own settings
+nested under its name (`settings.openai.api_key`), built from the registry so that a new provider
+needs no line here."""
 
 
 def is_loopback(host: str) -> bool:
@@ -344,8 +293,50 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def _fields() -> tuple[msgspec.structs.FieldInfo, ...]:
-    return msgspec.structs.fields(Settings)
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """One option and environment variable: a field of `Settings`, or a field of a provider's own
+    settings, named with the provider's name before it (openai + api_key: --openai-api-key)."""
+
+    name: str
+    field: msgspec.structs.FieldInfo
+    provider: str | None = None
+
+
+def _flattened_options() -> tuple[_Option, ...]:
+    options: list[_Option] = []
+    for field in msgspec.structs.fields(Settings):
+        spec = SPECS_BY_NAME.get(field.name)
+        if spec is None:
+            options.append(_Option(field.name, field))
+        else:
+            own = msgspec.structs.fields(spec.settings_type)
+            options += [_Option(f"{spec.name}_{f.name}", f, spec.name) for f in own]
+    return tuple(options)
+
+
+_OPTIONS = _flattened_options()
+_PROVIDER_OPTIONS = {option.name: option for option in _OPTIONS if option.provider is not None}
+
+
+def _option_values(settings: ServerSettings) -> Iterator[tuple[str, Any]]:
+    """Every option's value, by option name (openai_api_key...)."""
+    for option in _OPTIONS:
+        holder = settings if option.provider is None else settings.provider_settings(option.provider)
+        yield option.name, getattr(holder, option.field.name)
+
+
+def _nested(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Values by option name, nested as `Settings` holds them ({"openai": {"api_key": ...}})."""
+    nested: dict[str, Any] = {}
+    providers: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        option = _PROVIDER_OPTIONS.get(name)
+        if option is None or option.provider is None:
+            nested[name] = value
+        else:
+            providers.setdefault(option.provider, {})[option.field.name] = value
+    return {**nested, **providers}
 
 
 def _description(field: msgspec.structs.FieldInfo) -> str:
@@ -376,21 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
             f"environment variable {ENV_PREFIX}<NAME> (e.g. {env_name('port')}=9000)."
         ),
     )
-    for field in _fields():
+    for option in _OPTIONS:
+        field = option.field
         default = field.default
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = "none" if shown in (None, "") else shown
         flag = _is_bool(field)
         parser.add_argument(
-            option_name(field.name),
-            dest=field.name,
-            metavar=field.name.upper(),
+            option_name(option.name),
+            dest=option.name,
+            metavar=option.name.upper(),
             action="append" if _is_sequence(field) else "store",
             # A bool option alone means true (--insecure-no-auth); an explicit value still works.
             nargs="?" if flag else None,
             const="true" if flag else None,
             default=None,
-            help=f"{_description(field)} [env {env_name(field.name)}; default: {shown}]",
+            help=f"{_description(field)} [env {env_name(option.name)}; default: {shown}]",
         )
     return parser
 
@@ -402,26 +394,27 @@ def _split_list(values: Sequence[str]) -> list[str]:
 
 def _raw_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for field in _fields():
-        value = environ.get(env_name(field.name))
+    for option in _OPTIONS:
+        value = environ.get(env_name(option.name))
         if value is not None:
-            raw[field.name] = _split_list([value]) if _is_sequence(field) else value
+            raw[option.name] = _split_list([value]) if _is_sequence(option.field) else value
     return raw
 
 
 def _raw_from_args(args: argparse.Namespace) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for field in _fields():
-        value = getattr(args, field.name)
+    for option in _OPTIONS:
+        value = getattr(args, option.name)
         if value is not None:
-            raw[field.name] = _split_list(value) if _is_sequence(field) else value
+            raw[option.name] = _split_list(value) if _is_sequence(option.field) else value
     return raw
 
 
 def settings_from_raw(raw: Mapping[str, Any]) -> Settings:
-    """Convert strings (from argv or the environment) into a validated `Settings`."""
+    """Convert values by option name (strings from argv or the environment, or typed values;
+    a provider's as `openai_api_key`) into a validated `Settings`."""
     try:
-        return msgspec.convert(dict(raw), Settings, strict=False)
+        return msgspec.convert(_nested(raw), Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(exc)) from None
 
@@ -431,14 +424,21 @@ def setting_error(field: str, problem: str) -> SettingsError:
     return SettingsError(f"{option_name(field)} / {env_name(field)}: {problem}")
 
 
+# msgspec ends its message with "- at `$.field`", once more per struct it is nested in
+# ("... - at `$.speakers` - at `$.gemini`"): the outermost last.
+_LOCATION = re.compile(r" - at `\$\.([^`]*)`$")
+
+
 def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, naming the option instead of the field."""
     message = str(exc)
-    # msgspec ends its message with "- at `$.field`"; name the option instead.
-    head, sep, where = message.rpartition(" - at `$.")
-    if not sep:
+    path: list[str] = []
+    while (location := _LOCATION.search(message)) is not None:
+        path.append(location.group(1).split("[", 1)[0].replace(".", "_"))
+        message = message[: location.start()]
+    if not path:
         return message
-    field = where.rstrip("`").split("[", 1)[0]
-    return str(setting_error(field, head))
+    return str(setting_error("_".join(path), message))
 
 
 def load_settings(

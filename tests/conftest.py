@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 import uvicorn
 
@@ -17,7 +16,7 @@ from stream_server.providers import Provider
 from stream_server.providers.tone import ToneProvider
 from stream_server.server import uvicorn_config
 from stream_server.server_state import ServerState
-from stream_server.settings import Settings
+from stream_server.settings import Settings, settings_from_raw
 
 
 @dataclass
@@ -114,7 +113,7 @@ def tone_settings(**overrides: Any) -> Settings:
         "max_lead_ms": 0,
     }
     base.update(overrides)
-    return msgspec.convert(base, Settings)
+    return settings_from_raw(base)
 
 
 @pytest.fixture

@@ -39,6 +39,11 @@ class Run(ProviderRun):
         return [m["audio_ms"] for m in self.transcript.messages("segment_end")]
 
 
+def gemini_from(settings: Settings, **options: Any) -> GeminiProvider:
+    """The provider as the server builds it from `settings`: its own, and the shared HTTP ones."""
+    return GeminiProvider.from_settings(settings.gemini, settings.shared_http, **options)
+
+
 def settings_for(url: str, fallback: tuple[str, ...] = (), **overrides: Any) -> Settings:
     fields: dict[str, Any] = {
         "providers": ("gemini", "tone"),
@@ -55,7 +60,7 @@ def settings_for(url: str, fallback: tuple[str, ...] = (), **overrides: Any) -> 
 
 @asynccontextmanager
 async def provider_for(url: str, **overrides: Any) -> AsyncIterator[GeminiProvider]:
-    provider = GeminiProvider.from_settings(settings_for(url, **overrides))
+    provider = gemini_from(settings_for(url, **overrides))
     try:
         yield provider
     finally:
@@ -245,13 +250,13 @@ async def test_two_speakers_replace_the_voice_config() -> None:
 
 def test_bad_speakers_and_voices_stop_the_server_at_start_up() -> None:
     with pytest.raises(ValueError, match="gemini_speakers"):
-        GeminiProvider.from_settings(settings_for("http://127.0.0.1:9", gemini_speakers=("Joe=Kore", "Jane=Nobody")))
+        gemini_from(settings_for("http://127.0.0.1:9", gemini_speakers=("Joe=Kore", "Jane=Nobody")))
     with pytest.raises(ValueError, match="gemini_speakers"):
-        GeminiProvider.from_settings(settings_for("http://127.0.0.1:9", gemini_speakers=("Joe=Kore", "Joe=Puck")))
+        gemini_from(settings_for("http://127.0.0.1:9", gemini_speakers=("Joe=Kore", "Joe=Puck")))
     with pytest.raises(ValueError, match="gemini_voice"):
-        GeminiProvider.from_settings(settings_for("http://127.0.0.1:9", gemini_voice="Nobody"))
+        gemini_from(settings_for("http://127.0.0.1:9", gemini_voice="Nobody"))
     with pytest.raises(ValueError, match="gemini_api_key"):
-        GeminiProvider.from_settings(settings_for("http://127.0.0.1:9", gemini_api_key=None))
+        gemini_from(settings_for("http://127.0.0.1:9", gemini_api_key=None))
 
 
 async def test_voices_are_the_canonical_names_with_the_configured_one_first() -> None:

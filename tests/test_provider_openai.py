@@ -32,6 +32,11 @@ TWO_SENTENCES = "Hello there my friend. How are you today?"
 Run = ProviderRun
 
 
+def openai_from(settings: Settings, **options: Any) -> OpenAIProvider:
+    """The provider as the server builds it from `settings`: its own, and the shared HTTP ones."""
+    return OpenAIProvider.from_settings(settings.openai, settings.shared_http, **options)
+
+
 def settings_for(url: str, fallback: tuple[str, ...] = (), **overrides: Any) -> Settings:
     fields: dict[str, Any] = {
         "providers": ("openai", "tone"),
@@ -64,7 +69,7 @@ async def stream(
     """One WebSocket stream through stream_server, whose `openai` provider talks to the emulator."""
     async with emulated(options) as url:
         settings = settings_for(url + url_suffix, fallback, **overrides)
-        provider = OpenAIProvider.from_settings(settings)
+        provider = openai_from(settings)
         try:
             async with (
                 run_server(settings, {"openai": provider, "tone": ToneProvider()}) as server,
@@ -115,7 +120,7 @@ async def test_pcm_audio_is_the_upstreams_sample_for_sample() -> None:
     """The emulator cuts pcm at odd byte counts: no byte may be lost or shifted at the seams."""
     options = EmulatorOptions(api_key=KEY, chunk_ms=7)
     async with emulated(options) as url:
-        provider = OpenAIProvider.from_settings(settings_for(url))
+        provider = openai_from(settings_for(url))
         try:
             chunks = [c async for c in provider.synthesize("One two three four.", VoiceOptions("alloy"))]
         finally:
@@ -154,7 +159,7 @@ async def test_audio_comes_out_while_the_answer_still_streams(response_format: s
     text = " ".join(["word"] * 25)  # 2 s of audio, sent in real time
     async with emulated(EmulatorOptions(api_key=KEY, rtf=1)) as url:
         settings = settings_for(url, openai_response_format=response_format, openai_stream_format=stream_format)
-        provider = OpenAIProvider.from_settings(settings)
+        provider = openai_from(settings)
         try:
             started = time.perf_counter()
             async with aclosing(provider.synthesize(text, VoiceOptions("alloy"))) as chunks:
@@ -192,7 +197,7 @@ async def test_instructions_voice_speed_and_a_relay_base_url_with_v1() -> None:
 
 async def test_the_configured_voice_is_the_default_and_all_voices_are_listed() -> None:
     settings = settings_for("http://127.0.0.1:9", openai_voice="coral")
-    provider = OpenAIProvider.from_settings(settings)
+    provider = openai_from(settings)
     try:
         voices = [v.id for v in provider.voices]
         assert voices[0] == "coral" and len(voices) == 11 and set(voices) >= {"alloy", "verse", "ballad"}
@@ -390,7 +395,7 @@ async def test_the_key_never_reaches_logs_clients_or_reprs(capfd: pytest.Capture
     assert KEY not in captured.out + captured.err
     for run in runs:
         assert KEY not in repr(run.transcript.messages()) and KEY not in repr(run.requests)
-    provider = OpenAIProvider.from_settings(settings_for("http://127.0.0.1:9"))
+    provider = openai_from(settings_for("http://127.0.0.1:9"))
     try:
         assert KEY not in repr(provider) and KEY not in str(provider)
     finally:

@@ -19,13 +19,8 @@ from loadtest.emulators.ttsai import create_app, spoken_text
 from stream_server.providers.base import Provider, ProviderError, VoiceOptions
 from stream_server.providers.http import HttpSettings, SseEvent, SseParser
 from stream_server.providers.tone import ToneProvider, expected_duration_ms
-from stream_server.providers.ttsai import (
-    FREE_MAX_CHARS,
-    KEYED_MAX_CHARS,
-    TTSAIProvider,
-    _interpret,
-    _RequestBudget,
-)
+from stream_server.providers.ttsai import FREE_MAX_CHARS, KEYED_MAX_CHARS, TTSAIProvider, _RequestBudget
+from stream_server.providers.ttsai_events import interpret
 from stream_server.settings import Settings
 
 from .conftest import run_asgi, run_server, tone_settings
@@ -48,6 +43,11 @@ class Run(ProviderRun):
 
     def downloads(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"].startswith("/static/downloads/")]
+
+
+def ttsai_from(settings: Settings, **options: Any) -> TTSAIProvider:
+    """The provider as the server builds it from `settings`: its own, and the shared HTTP ones."""
+    return TTSAIProvider.from_settings(settings.ttsai, settings.shared_http, **options)
 
 
 def settings_for(url: str, fallback: tuple[str, ...] = (), **overrides: Any) -> Settings:
@@ -83,7 +83,7 @@ async def stream(
     """One WebSocket stream through stream_server, whose `ttsai` provider talks to the emulator."""
     async with emulated(options, **(app or {})) as url:
         settings = settings_for(url, fallback, **overrides)
-        provider = TTSAIProvider.from_settings(settings)
+        provider = ttsai_from(settings)
         try:
             providers: dict[str, Provider] = {"ttsai": provider, "tone": ToneProvider()}
             async with run_server(settings, providers) as server, connect(server.ws_url + query) as ws:
@@ -224,11 +224,11 @@ async def test_the_emulator_holds_the_free_plan_to_two_concurrent_streams() -> N
 
 async def test_limits_voices_and_mode_follow_the_docs() -> None:
     providers = [
-        TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9/v1/")),
-        TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9", ttsai_api_key=None)),
-        TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9"), max_chars=50000),
-        TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9", ttsai_mode="queue")),
-        TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9", ttsai_model="piper")),
+        ttsai_from(settings_for("http://127.0.0.1:9/v1/")),
+        ttsai_from(settings_for("http://127.0.0.1:9", ttsai_api_key=None)),
+        ttsai_from(settings_for("http://127.0.0.1:9"), max_chars=50000),
+        ttsai_from(settings_for("http://127.0.0.1:9", ttsai_mode="queue")),
+        ttsai_from(settings_for("http://127.0.0.1:9", ttsai_model="piper")),
     ]
     try:
         keyed, _, _, queued, piper = providers
@@ -410,14 +410,14 @@ def test_audio_events_are_read_tolerantly() -> None:
         f'{{"audio_base64": "{b64}", "mime_type": "audio/L16;rate=16000"}}',
         f'{{"audio": "data:audio/wav;base64,{b64}"}}',
     ):
-        piece = _interpret(SseEvent("message", body), "ttsai")
+        piece = interpret(SseEvent("message", body), "ttsai")
         assert piece is not None and piece.data == pcm, body
-    labelled = _interpret(SseEvent("message", f'{{"chunk": 1, "data": "{b64}", "sample_rate": 22050}}'), "ttsai")
+    labelled = interpret(SseEvent("message", f'{{"chunk": 1, "data": "{b64}", "sample_rate": 22050}}'), "ttsai")
     assert labelled is not None and labelled.rate == 22050 and labelled.fmt is None
     for end in ("[DONE]", '{"type": "done"}', '{"done": true}', '{"type": "speech.audio.done", "usage": {}}'):
-        assert _interpret(SseEvent("message", end), "ttsai") is None, end
-    assert _interpret(SseEvent("done", ""), "ttsai") is None
-    progress = _interpret(SseEvent("message", '{"status": "processing"}'), "ttsai")
+        assert interpret(SseEvent("message", end), "ttsai") is None, end
+    assert interpret(SseEvent("done", ""), "ttsai") is None
+    progress = interpret(SseEvent("message", '{"status": "processing"}'), "ttsai")
     assert progress is not None and progress.data == b""
 
 
@@ -432,14 +432,14 @@ def test_audio_events_are_read_tolerantly() -> None:
 )
 def test_error_events_are_provider_errors(event: SseEvent) -> None:
     with pytest.raises(ProviderError) as raised:
-        _interpret(event, "ttsai")
+        interpret(event, "ttsai")
     assert raised.value.code == "provider_bad_response" and "GPU busy" in str(raised.value)
 
 
 @pytest.mark.parametrize("data", ['{"surprise": 1}', "[1, 2]", "not json", '{"audio": "***"}'])
 def test_anything_else_is_a_bad_response(data: str) -> None:
     with pytest.raises(ProviderError) as raised:
-        _interpret(SseEvent("message", data), "ttsai")
+        interpret(SseEvent("message", data), "ttsai")
     assert raised.value.code == "provider_bad_response"
 
 
@@ -459,7 +459,7 @@ async def test_the_key_never_reaches_logs_clients_or_reprs(capfd: pytest.Capture
     assert KEY not in captured.out + captured.err
     for run in runs:
         assert KEY not in repr(run.transcript.items) and KEY not in repr(run.requests)
-    provider = TTSAIProvider.from_settings(settings_for("http://127.0.0.1:9"))
+    provider = ttsai_from(settings_for("http://127.0.0.1:9"))
     try:
         assert KEY not in repr(provider) and KEY not in str(provider)
     finally:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from stream_server.__main__ import load_server_settings
+from stream_server.providers import provider_default_voice
 from stream_server.settings import Settings, SettingsError
 
 
@@ -34,7 +35,7 @@ def test_defaults_with_empty_argv_and_environment() -> None:
     assert settings.sample_rate is None
     assert settings.frame_ms == 20
     assert settings.ring_ms == 2000
-    assert settings.piper_voices == ()
+    assert settings.piper.voices == ()
     assert settings.log_level == "info"
 
 
@@ -78,17 +79,17 @@ def test_providers_comma_separated_in_environment() -> None:
 
 def test_piper_voices_repeated_on_command_line() -> None:
     settings = load("--piper-voices", "a.onnx", "--piper-voices", "/models/b.onnx")
-    assert settings.piper_voices == ("a.onnx", "/models/b.onnx")
+    assert settings.piper.voices == ("a.onnx", "/models/b.onnx")
 
 
 def test_piper_voices_comma_separated_in_environment() -> None:
     settings = load(STREAM_SERVER_PIPER_VOICES="a.onnx,/models/b.onnx,")
-    assert settings.piper_voices == ("a.onnx", "/models/b.onnx")
+    assert settings.piper.voices == ("a.onnx", "/models/b.onnx")
 
 
 def test_piper_voices_command_line_replaces_environment_list() -> None:
     settings = load("--piper-voices", "cli.onnx", STREAM_SERVER_PIPER_VOICES="env1.onnx,env2.onnx")
-    assert settings.piper_voices == ("cli.onnx",)
+    assert settings.piper.voices == ("cli.onnx",)
 
 
 # -- bad values ---------------------------------------------------------------------------------
@@ -183,9 +184,10 @@ def test_bad_value_exits_2_naming_the_option_without_traceback() -> None:
 
 
 def test_list_settings_split_on_commas_on_the_command_line_too() -> None:
-    settings = load_server_settings(["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"], {})
+    argv = ["--providers", "tone,piper", "--piper-voices", "a.onnx,b.onnx", "--piper-voices", "c.onnx"]
+    settings = load_server_settings(argv, {})
     assert settings.providers == ("tone", "piper")
-    assert settings.piper_voices == ("a.onnx", "b.onnx", "c.onnx")
+    assert settings.piper.voices == ("a.onnx", "b.onnx", "c.onnx")
 
 
 def test_a_public_address_without_keys_is_refused_unless_insecure_is_explicit() -> None:
@@ -203,3 +205,12 @@ def test_a_public_address_without_keys_is_refused_unless_insecure_is_explicit() 
 def test_api_keys_never_appear_in_the_settings_repr() -> None:
     settings = load("--api-keys", "sk-secret-one,sk-secret-two")
     assert "sk-secret" not in repr(settings) and "api_keys='***'" in repr(settings)
+
+
+def test_a_providers_options_fill_its_own_settings_nested_under_its_name() -> None:
+    settings = load("--openai-api-key", "sk-secret", "--openai-voice", "coral", STREAM_SERVER_PIPER_WORKERS="3")
+    assert (settings.openai.api_key, settings.openai.voice, settings.piper.workers) == ("sk-secret", "coral", 3)
+    assert provider_default_voice(settings, "openai") == "coral"
+    assert provider_default_voice(settings, "piper") is None  # Piper's first voice is its default
+    assert "openai_api_key='***'" in repr(settings)
+    assert "sk-secret" not in repr(settings) and "sk-secret" not in repr(settings.openai)

@@ -2,9 +2,10 @@
 
 from ..media import PcmChunk
 from .base import Provider, ProviderError, VoiceInfo, VoiceOptions
-from .registry import PROVIDER_NAMES, build_providers
+from .registry import CAPABILITIES, PROVIDER_NAMES, build_providers, provider_default_voice
 
 __all__ = [
+    "CAPABILITIES",
     "PROVIDER_NAMES",
     "PcmChunk",
     "Provider",
@@ -12,4 +13,5 @@ __all__ = [
     "VoiceInfo",
     "VoiceOptions",
     "build_providers",
+    "provider_default_voice",
 ]

@@ -115,13 +115,3 @@ class Provider(Protocol):
     def stats(self) -> dict[str, int]:
         """Counters for /healthz (e.g. inference jobs in flight)."""
         ...
-
-
-# What a provider can do, for GET /v1/models: (streams audio as it is made, languages).
-CAPABILITIES: dict[str, dict[str, object]] = {
-    "piper": {"streaming": "per sentence", "local": True},
-    "tone": {"streaming": "per word", "local": True, "purpose": "tests and benchmarks"},
-    "openai": {"streaming": "chunked body or SSE", "local": False},
-    "gemini": {"streaming": "SSE (streamGenerateContent)", "local": False},
-    "ttsai": {"streaming": "SSE for kokoro/melotts, else queue and poll", "local": False},
-}

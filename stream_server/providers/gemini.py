@@ -23,19 +23,16 @@ What is easy to get wrong with this API, and how it is handled here:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
+from msgspec import Meta
 
 from ..media import PcmChunk
-from ..settings import Settings
 from .base import ProviderError, VoiceInfo, VoiceOptions
-from .decoding import DecodeError, StreamingDecoder, decoder_for_mime
+from .gemini_answer import SAMPLE_RATE, Answer, json_events, snake_case, sse_json_events
 from .http import (
     AUTH,
     BAD_RESPONSE,
@@ -44,13 +41,11 @@ from .http import (
     UNAVAILABLE,
     HttpProvider,
     HttpSettings,
-    decode_json,
+    configured_voice,
     raise_for_status,
-    sse_events,
 )
+from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
-
-SAMPLE_RATE = 24000
 MAX_TEXT_BYTES = 8000
 """The whole text of one request (style prompt included), in UTF-8 bytes."""
 
@@ -62,15 +57,41 @@ VOICE_NAMES = (
 )  # fmt: skip
 _BY_LOWER = {name.lower(): name for name in VOICE_NAMES}
 
-# Relay B documents a top-level `audioContent` (no mime type) as LINEAR16 24 kHz mono; unconfirmed
-# whether it is ever sent, so it is read as that format when it is.
-_AUDIO_CONTENT_MIME = f"audio/L16;codec=pcm;rate={SAMPLE_RATE}"
-
-# finishReason values that mean the service refused the text: the same text would fail again.
-_REFUSALS = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE", "IMAGE_SAFETY"})
-
 AuthStyle = Literal["goog", "bearer"]
 BodyStyle = Literal["camel", "snake"]
+
+
+class GeminiSettings(ProviderSettings, kw_only=True):
+    base_url: Annotated[
+        str, Meta(description="Gemini API base (Google's or a relay), without /v1beta.")
+    ] = "https://generativelanguage.googleapis.com"
+    api_key: Annotated[str | None, Meta(description="Gemini API key (never logged).")] = None
+    model: Annotated[str, Meta(description="Gemini TTS model.")] = "gemini-2.5-flash-preview-tts"
+    voice: Annotated[str, Meta(description="Default prebuilt voice (case-insensitive).")] = "Kore"
+    auth: Annotated[
+        Literal["auto", "goog", "bearer"],
+        Meta(description="x-goog-api-key (goog), Authorization: Bearer (relays), or auto by host."),
+    ] = "auto"
+    body_style: Annotated[
+        BodyStyle, Meta(description="REST camelCase, or snake_case for Vertex-style relays.")
+    ] = "camel"
+    streaming: Annotated[bool, Meta(description="streamGenerateContent (SSE); false: generateContent.")] = True
+    language_code: Annotated[str | None, Meta(description="speechConfig.languageCode, e.g. en-US.")] = None
+    style: Annotated[
+        str | None, Meta(description='Style prompt put before the text, e.g. "Say cheerfully".')
+    ] = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    speakers: Annotated[
+        tuple[str, ...],
+        Meta(description="Two-speaker mode: exactly two Speaker=Voice pairs (e.g. Joe=Kore,Jane=Puck)."),
+    ] = ()
+    concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
+    timeout_s: Annotated[float, Meta(gt=0, le=600, description="Seconds from request to first audio.")] = 30.0
+
+    def __post_init__(self) -> None:
+        # Ends like msgspec's own messages, so the settings loader names the option.
+        if len(self.speakers) not in (0, 2) or any("=" not in pair for pair in self.speakers):
+            raise ValueError("give exactly two Speaker=Voice pairs - at `$.speakers`")
 
 
 def canonical_voice(name: str) -> str | None:
@@ -158,158 +179,13 @@ def _prebuilt(voice: str) -> dict[str, Any]:
     return {"prebuiltVoiceConfig": {"voiceName": voice}}
 
 
-_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
-
-
 def _snake_keys(value: Any) -> Any:
     """Keys (never values: voice names keep their case) from camelCase to snake_case."""
     if isinstance(value, dict):
-        return {_HUMP.sub(r"_\1", key).lower(): _snake_keys(item) for key, item in value.items()}
+        return {snake_case(key): _snake_keys(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_snake_keys(item) for item in value]
     return value
-
-
-# --------------------------------------------------------------------------------------------------
-# The answer
-
-
-def _get(obj: Any, camel: str) -> Any:
-    """`obj[camel]`, or its snake_case spelling (Vertex-style relays); None if neither is there."""
-    if not isinstance(obj, dict):
-        return None
-    if camel in obj:
-        return obj[camel]
-    return obj.get(_HUMP.sub(r"_\1", camel).lower())
-
-
-class _Answer:
-    """Turns the JSON objects of one answer into PCM, and remembers how the answer ended.
-
-    Pieces of one mime type share a decoder, so an MP3 frame split across two events decodes;
-    a change of mime type closes the old decoder and opens a new one.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._mime: str | None = None
-        self._decoder: StreamingDecoder | None = None
-        self.finish_reason: str | None = None
-        self.produced = False
-
-    def take(self, event: Any) -> list[PcmChunk]:
-        if not isinstance(event, dict):
-            raise ProviderError(f"{self._name} sent an answer that is not a JSON object", code=BAD_RESPONSE)
-        _raise_embedded_error(event, self._name)
-        chunks: list[PcmChunk] = []
-        candidates = _get(event, "candidates") or []
-        candidate = candidates[0] if isinstance(candidates, list) and candidates else {}
-        parts = _get(_get(candidate, "content"), "parts") or []
-        for part in parts if isinstance(parts, list) else ():
-            inline = _get(part, "inlineData")
-            if inline is not None:
-                chunks += self._decode(_get(inline, "mimeType"), _get(inline, "data"))
-        if isinstance(audio := _get(event, "audioContent"), str):
-            chunks += self._decode(_AUDIO_CONTENT_MIME, audio)
-        reason = _get(candidate, "finishReason")
-        if reason:
-            self.finish_reason = str(reason)
-        blocked = _get(_get(event, "promptFeedback"), "blockReason")
-        if blocked:
-            self.finish_reason = str(blocked)
-        self.produced = self.produced or any(len(c.samples) for c in chunks)
-        return chunks
-
-    def close(self) -> list[PcmChunk]:
-        chunks = self._close_decoder()
-        self.produced = self.produced or any(len(c.samples) for c in chunks)
-        return chunks
-
-    def check_finish(self) -> None:
-        """Raises for a finishReason other than STOP (e.g. OTHER, SAFETY)."""
-        reason = self.finish_reason
-        if reason is None or reason == "STOP":
-            return
-        if reason in _REFUSALS:
-            raise ProviderError(f"{self._name} refused the text (finishReason {reason})", code=REJECTED)
-        if reason == "MAX_TOKENS":
-            raise ProviderError(f"{self._name} cut the audio short (finishReason {reason})", code=BAD_RESPONSE)
-        # OTHER (and anything unknown) is the service's transient failure: worth a retry, which
-        # the base class makes only while no audio has gone out.
-        raise ProviderError(
-            f"{self._name} stopped {'mid-answer' if self.produced else 'without audio'} (finishReason {reason})",
-            code=BAD_RESPONSE,
-            retryable=True,
-        )
-
-    def _decode(self, mime: Any, data: Any) -> list[PcmChunk]:
-        if not isinstance(mime, str) or not isinstance(data, str):
-            raise ProviderError(f"{self._name} sent audio without a mime type or data", code=BAD_RESPONSE)
-        chunks: list[PcmChunk] = []
-        key = mime.replace(" ", "").lower()
-        try:
-            if key != self._mime:
-                chunks += self._close_decoder()
-                self._decoder, self._mime = decoder_for_mime(mime), key
-            assert self._decoder is not None
-            return chunks + self._decoder.feed(_b64(data, self._name))
-        except DecodeError:
-            raise ProviderError(
-                f"{self._name} sent audio that does not decode ({mime[:60]})", code=BAD_RESPONSE
-            ) from None
-
-    def _close_decoder(self) -> list[PcmChunk]:
-        decoder, self._decoder, self._mime = self._decoder, None, None
-        if decoder is None:
-            return []
-        try:
-            return decoder.close()
-        except DecodeError:
-            raise ProviderError(f"{self._name} sent truncated audio", code=BAD_RESPONSE) from None
-
-
-def _b64(data: str, name: str) -> bytes:
-    try:
-        if "-" in data or "_" in data:
-            return base64.urlsafe_b64decode(data)
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProviderError(f"{name} sent audio that is not base64", code=BAD_RESPONSE) from None
-
-
-def _raise_embedded_error(event: dict[str, Any], name: str) -> None:
-    """An error inside a 200 (Google sends `{"error": ...}` as an SSE event when a stream fails)."""
-    error = event.get("error")
-    if error is None:
-        return
-    code = _get(error, "code") if isinstance(error, dict) else None
-    status = _get(error, "status") if isinstance(error, dict) else None
-    label = " ".join(str(x) for x in (code, status) if x) or "error"
-    if code == 429 or status == "RESOURCE_EXHAUSTED":
-        raise ProviderError(f"{name} is rate limiting ({label})", code=RATE_LIMITED, retryable=True)
-    if code in (401, 403) or status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        raise ProviderError(f"{name} refused the server's credentials ({label})", code=AUTH)
-    if isinstance(code, int) and 400 <= code < 500:
-        raise ProviderError(f"{name} rejected the request ({label})", code=REJECTED)
-    raise ProviderError(f"{name} failed mid-answer ({label})", code=UNAVAILABLE, retryable=True)
-
-
-async def _sse_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:
-    """The JSON objects of an SSE body, each as soon as its event is complete.
-
-    An event left without its blank line at the end of the body is taken too; a stream cut
-    short still shows as one without its finishReason.
-    """
-    async for event in sse_events(response):
-        if event.data and event.data.strip() != "[DONE]":  # some relays end OpenAI-style
-            yield decode_json(event.data, name)
-
-
-async def _json_events(response: httpx.Response, name: str) -> AsyncIterator[Any]:
-    """A whole JSON answer: one object, or a list of them (streamGenerateContent without SSE)."""
-    body = decode_json(await response.aread(), name)
-    for event in body if isinstance(body, list) else [body]:
-        yield event
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,23 +213,25 @@ class GeminiProvider(HttpProvider):
         self._voices = tuple(VoiceInfo(id=n, sample_rate=SAMPLE_RATE, language=language) for n in names)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> GeminiProvider:
-        if canonical_voice(settings.gemini_voice) is None:
-            raise ValueError(f"gemini has no voice {settings.gemini_voice!r} - at `$.gemini_voice`")
-        if not settings.gemini_api_key:
+    def from_settings(
+        cls, settings: GeminiSettings, shared: SharedHttpSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> GeminiProvider:
+        if canonical_voice(settings.voice) is None:
+            raise ValueError(f"gemini has no voice {settings.voice!r} - at `$.gemini_voice`")
+        if not settings.api_key:
             raise ValueError("gemini needs an API key - at `$.gemini_api_key`")
-        base_url = settings.gemini_base_url.rstrip("/").removesuffix("/v1beta")
+        base_url = settings.base_url.rstrip("/").removesuffix("/v1beta")
         http = HttpSettings.for_provider(
-            settings, "gemini", base_url=base_url, model=settings.gemini_model.removeprefix("models/")
+            settings, shared, base_url=base_url, model=settings.model.removeprefix("models/")
         )
         config = GeminiConfig(
-            auth=resolve_auth(settings.gemini_auth, base_url),
-            body_style=settings.gemini_body_style,
-            streaming=settings.gemini_streaming,
-            style=settings.gemini_style,
-            temperature=settings.gemini_temperature,
-            language_code=settings.gemini_language_code,
-            speakers=parse_speakers(settings.gemini_speakers),
+            auth=resolve_auth(settings.auth, base_url),
+            body_style=settings.body_style,
+            streaming=settings.streaming,
+            style=settings.style,
+            temperature=settings.temperature,
+            language_code=settings.language_code,
+            speakers=parse_speakers(settings.speakers),
         )
         return cls(http, config, transport=transport)
 
@@ -391,8 +269,8 @@ class GeminiProvider(HttpProvider):
         content_type = response.headers.get("content-type", "").lower()
         # A relay may answer a streaming request with plain JSON: then it is complete by parsing.
         is_sse = "text/event-stream" in content_type
-        events = _sse_events(response, self.name) if is_sse else _json_events(response, self.name)
-        answer = _Answer(self.name)
+        events = sse_json_events(response, self.name) if is_sse else json_events(response, self.name)
+        answer = Answer(self.name)
         async for event in events:
             for chunk in answer.take(event):
                 yield chunk
@@ -445,3 +323,12 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+SPEC = ProviderSpec(
+    name=GeminiProvider.name,
+    capabilities={"streaming": "SSE (streamGenerateContent)", "local": False},
+    settings_type=GeminiSettings,
+    build=GeminiProvider.from_settings,
+    default_voice=configured_voice,
+)

@@ -16,15 +16,15 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
 
 from ..logs import log_event
 from ..media import PcmChunk
-from ..settings import Settings
 from .base import ProviderError, VoiceInfo, VoiceOptions
+from .spec import SharedHttpSettings
 
 
 logger = logging.getLogger(__name__)
@@ -57,23 +57,41 @@ class HttpSettings:
     breaker_cooldown_s: float = 30.0
 
     @classmethod
-    def for_provider(cls, settings: Settings, name: str, **overrides: Any) -> HttpSettings:
-        """From the server settings: `<name>_base_url`, `_api_key`, `_model`, `_voice`,
-        `_timeout_s` (to first audio), `_concurrency`, and the shared `http_*`/`breaker_*`."""
-        own = {field: getattr(settings, f"{name}_{field}") for field in ("base_url", "api_key", "model", "voice")}
+    def for_provider(cls, own: CloudProviderSettings, shared: SharedHttpSettings, **overrides: Any) -> HttpSettings:
+        """From a cloud provider's own settings (--<name>-timeout-s is to first audio) and the
+        shared --http-* / --breaker-* ones."""
         return cls(
             **{
-                **own,
-                "connect_timeout_s": settings.http_connect_timeout_s,
-                "first_byte_timeout_s": getattr(settings, f"{name}_timeout_s"),
-                "read_timeout_s": settings.http_read_timeout_s,
-                "max_concurrency": getattr(settings, f"{name}_concurrency"),
-                "max_retries": settings.http_retries,
-                "breaker_failures": settings.breaker_failures,
-                "breaker_cooldown_s": settings.breaker_cooldown_s,
+                "base_url": own.base_url,
+                "api_key": own.api_key,
+                "model": own.model,
+                "voice": own.voice,
+                "connect_timeout_s": shared.connect_timeout_s,
+                "first_byte_timeout_s": own.timeout_s,
+                "read_timeout_s": shared.read_timeout_s,
+                "max_concurrency": own.concurrency,
+                "max_retries": shared.retries,
+                "breaker_failures": shared.breaker_failures,
+                "breaker_cooldown_s": shared.breaker_cooldown_s,
                 **overrides,
             }
         )
+
+
+class CloudProviderSettings(Protocol):
+    """The settings every cloud provider declares (OpenAISettings, GeminiSettings, TTSAISettings)."""
+
+    base_url: str
+    api_key: str | None
+    model: str
+    voice: str
+    concurrency: int
+    timeout_s: float
+
+
+def configured_voice(settings: CloudProviderSettings) -> str:
+    """A cloud provider's default voice: its --<name>-voice."""
+    return settings.voice
 
 
 class CircuitBreaker:

@@ -14,15 +14,25 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
+from msgspec import Meta
 
 from ..media import PcmChunk
-from ..settings import Settings
 from .base import ProviderError, VoiceInfo, VoiceOptions
 from .decoding import DecodeError, StreamingDecoder, open_decoder
-from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, json_object, raise_for_status, sse_events
+from .http import (
+    BAD_RESPONSE,
+    UNAVAILABLE,
+    HttpProvider,
+    HttpSettings,
+    configured_voice,
+    json_object,
+    raise_for_status,
+    sse_events,
+)
+from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
 
 ResponseFormat = Literal["pcm", "mp3", "opus", "aac", "flac", "wav"]
@@ -35,6 +45,24 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse")
 LANGUAGE = "en"  # the voices are multilingual; "en" only picks the segmenter's default rules
 SPEECH_PATH = "/v1/audio/speech"
+
+
+class OpenAISettings(ProviderSettings, kw_only=True):
+    base_url: Annotated[
+        str, Meta(description="OpenAI-compatible API base (the official one or a relay), without /v1.")
+    ] = "https://api.openai.com"
+    api_key: Annotated[str | None, Meta(description="OpenAI-compatible API key (never logged).")] = None
+    model: Annotated[str, Meta(description="Model for /v1/audio/speech.")] = "gpt-4o-mini-tts"
+    voice: Annotated[str, Meta(description="Default OpenAI voice.")] = "alloy"
+    response_format: Annotated[
+        ResponseFormat, Meta(description="Audio asked of the upstream (pcm: 24 kHz s16le, nothing to decode).")
+    ] = "pcm"
+    stream_format: Annotated[
+        StreamFormat, Meta(description="Raw streamed body, or SSE speech.audio.delta events.")
+    ] = "audio"
+    instructions: Annotated[str | None, Meta(description="Style instructions (not for tts-1/tts-1-hd).")] = None
+    concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
+    timeout_s: Annotated[float, Meta(gt=0, le=600, description="Seconds from request to first audio.")] = 15.0
 
 
 class OpenAIProvider(HttpProvider):
@@ -61,13 +89,14 @@ class OpenAIProvider(HttpProvider):
         self._voices = _voice_list(settings.voice)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> OpenAIProvider:
-        http = HttpSettings.for_provider(settings, "openai")
+    def from_settings(
+        cls, settings: OpenAISettings, shared: SharedHttpSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> OpenAIProvider:
         return cls(
-            http,
-            response_format=settings.openai_response_format,
-            stream_format=settings.openai_stream_format,
-            instructions=settings.openai_instructions,
+            HttpSettings.for_provider(settings, shared),
+            response_format=settings.response_format,
+            stream_format=settings.stream_format,
+            instructions=settings.instructions,
             transport=transport,
         )
 
@@ -278,3 +307,12 @@ def _generic_rate_limit(headers: Mapping[str, str]) -> dict[str, str]:
         if (value := headers.get(key)) is not None:
             out[key] = value
     return out
+
+
+SPEC = ProviderSpec(
+    name=OpenAIProvider.name,
+    capabilities={"streaming": "chunked body or SSE", "local": False},
+    settings_type=OpenAISettings,
+    build=OpenAIProvider.from_settings,
+    default_voice=configured_voice,
+)

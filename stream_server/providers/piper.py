@@ -16,8 +16,10 @@ import os
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import onnxruntime
+from msgspec import Meta
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 from piper.voice import AudioChunk
@@ -26,6 +28,7 @@ from ..logs import log_event
 from ..media import PcmChunk
 from .base import ProviderError, Urgency, VoiceInfo, VoiceOptions
 from .priority_pool import PriorityPool
+from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +171,34 @@ class _Sentences:
         # Fewer chunks than counted (a Piper that skips more) ends the segment, never blocks it.
         self._left = self._left - 1 if chunk is not None else 0
         return chunk
+
+
+class PiperSettings(ProviderSettings, kw_only=True):
+    voices: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "Extra Piper voices: paths to .onnx files (with .onnx.json beside them), "
+                "comma-separated, or repeat the option."
+            )
+        ),
+    ] = ()
+    workers: Annotated[int, Meta(ge=1, le=64, description="Threads running Piper inference concurrently.")] = 1
+    intra_op_threads: Annotated[
+        int,
+        Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: one per core)."),
+    ] = 0
+
+
+def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
+    """The embedded voice first (the default voice), then --piper-voices."""
+    paths = [default_model_path(), *(Path(p) for p in settings.voices)]
+    return PiperProvider(paths, workers=settings.workers, intra_op_threads=settings.intra_op_threads)
+
+
+SPEC = ProviderSpec(
+    name=PiperProvider.name,
+    capabilities={"streaming": "per sentence", "local": True},
+    settings_type=PiperSettings,
+    build=build,
+)

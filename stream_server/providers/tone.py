@@ -14,6 +14,7 @@ import numpy as np
 
 from ..media import PcmChunk
 from .base import VoiceInfo, VoiceOptions
+from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
 SAMPLE_RATE = 24000
 BEEP_MS = 60
@@ -82,3 +83,19 @@ class ToneProvider:
 
     def stats(self) -> dict[str, int]:
         return {}
+
+
+class ToneSettings(ProviderSettings, kw_only=True):
+    """None: the tone provider has nothing to set."""
+
+
+def build(settings: ToneSettings, shared: SharedHttpSettings) -> ToneProvider:
+    return ToneProvider()
+
+
+SPEC = ProviderSpec(
+    name=ToneProvider.name,
+    capabilities={"streaming": "per word", "local": True, "purpose": "tests and benchmarks"},
+    settings_type=ToneSettings,
+    build=build,
+)

@@ -2,9 +2,9 @@
 
 - Streaming (`POST /v1/tts/stream/`, models kokoro and melotts): Server-Sent Events whose `data:`
   lines carry the audio as base64 in JSON. TTS.ai's page does not show the event payloads, so the
-  reading here is deliberately tolerant (see `_interpret`) and says so where it guesses.
+  reading here is deliberately tolerant (see `ttsai_events.interpret`) and says so where it guesses.
 - Queue (`POST /v1/tts/` → poll `GET /v1/speech/results/?uuid=` → download `result_url`): for the
-  other models. The whole wait counts against the first-audio timeout (`ttsai_timeout_s`); the
+  other models. The whole wait counts against the first-audio timeout (`--ttsai-timeout-s`); the
   file is decoded as it downloads.
 
 Every response carries `X-RateLimit-Limit/-Remaining/-Reset`; each one is observed, and every
@@ -15,34 +15,31 @@ window's reset instead of being refused.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+from msgspec import Meta
 
 from ..logs import log_event
 from ..media import PcmChunk
-from ..settings import Settings
 from .base import ProviderError, VoiceInfo, VoiceOptions
 from .decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
 from .http import (
     BAD_RESPONSE,
     HttpProvider,
     HttpSettings,
-    SseEvent,
     SseParser,
     _reset_in,
-    json_object,
+    configured_voice,
     raise_for_status,
 )
-
+from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
+from .ttsai_events import PENDING_STATUSES, AudioAssembler, decoded, interpret, short_message
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +57,26 @@ Pro's is assumed; pass `max_chars` for Enterprise."""
 
 DOCUMENTED_VOICES = {"kokoro": (VoiceInfo("af_bella", 24000, "en"),)}
 """Per model, the voices the page names: only kokoro's af_bella (Kokoro speaks at 24 kHz).
-`GET /v1/voices/` lists the rest (142); the configured `ttsai_voice` is offered too."""
+`GET /v1/voices/` lists the rest (142); the configured `--ttsai-voice` is offered too."""
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
-_DONE_WORDS = frozenset({"done", "end", "complete", "completed", "finished", "stop"})
-_PENDING_STATUSES = frozenset({"queued", "pending", "processing", "started", "running", "in_progress"})
-_AUDIO_FIELDS = ("audio", "audio_base64", "audio_chunk", "chunk", "data", "b64")
-_FORMAT_FIELDS = ("mime_type", "mime", "content_type", "format", "encoding", "audio_format")
-_RATE_FIELDS = ("sample_rate", "sampleRate", "rate")
+
+
+class TTSAISettings(ProviderSettings, kw_only=True):
+    base_url: Annotated[str, Meta(description="TTS.ai API base, without /v1.")] = "https://api.tts.ai"
+    api_key: Annotated[
+        str | None, Meta(description="TTS.ai key, sk-tts-... (never logged; none: anonymous free tier).")
+    ] = None
+    model: Annotated[str, Meta(description="TTS.ai model (kokoro and melotts stream).")] = "kokoro"
+    voice: Annotated[str, Meta(description="Default TTS.ai voice.")] = "af_bella"
+    mode: Annotated[
+        Mode, Meta(description="SSE streaming, queue-and-poll, or auto (stream where the model can).")
+    ] = "auto"
+    poll_interval_s: Annotated[float, Meta(gt=0, le=60, description="Queue mode: seconds between result polls.")] = 1.5
+    concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 2
+    timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="Seconds from request to first audio (queue mode: to the result).")
+    ] = 60.0
 
 
 class TTSAIProvider(HttpProvider):
@@ -93,13 +102,17 @@ class TTSAIProvider(HttpProvider):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, max_chars: int | None = None
+        cls,
+        settings: TTSAISettings,
+        shared: SharedHttpSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_chars: int | None = None,
     ) -> TTSAIProvider:
-        http = HttpSettings.for_provider(settings, "ttsai")
         return cls(
-            http,
-            mode=settings.ttsai_mode,
-            poll_interval_s=settings.ttsai_poll_interval_s,
+            HttpSettings.for_provider(settings, shared),
+            mode=settings.mode,
+            poll_interval_s=settings.poll_interval_s,
             max_chars=max_chars,
             transport=transport,
         )
@@ -150,20 +163,20 @@ class TTSAIProvider(HttpProvider):
             "POST", "/v1/tts/stream/", json=self._body(text, options), headers=headers
         ) as response:
             await self._checked(response)
-            audio = _AudioAssembler(self.name)
+            audio = AudioAssembler(self.name)
             events = SseParser()
             async for line in response.aiter_lines():
                 event = events.line(line)
                 if event is None:
                     continue
-                piece = _interpret(event, self.name)
+                piece = interpret(event, self.name)
                 if piece is None:
                     break  # the end-of-stream event
                 for chunk in audio.feed(piece):
                     yield chunk
             else:
                 # A stream that simply ends is taken as complete: no end marker is documented.
-                if (event := events.end()) is not None and (piece := _interpret(event, self.name)) is not None:
+                if (event := events.end()) is not None and (piece := interpret(event, self.name)) is not None:
                     for chunk in audio.feed(piece):
                         yield chunk
             for chunk in audio.close():
@@ -227,9 +240,9 @@ class TTSAIProvider(HttpProvider):
             await self._checked(response)
             decoder = self._file_decoder(response, url)
             async for data in response.aiter_bytes():
-                for chunk in _decoded(decoder.feed, data, self.name):
+                for chunk in decoded(decoder.feed, data, self.name):
                     yield chunk
-            for chunk in _decoded(lambda _: decoder.close(), b"", self.name):
+            for chunk in decoded(lambda _: decoder.close(), b"", self.name):
                 yield chunk
         finally:
             await response.aclose()
@@ -286,26 +299,13 @@ def _result_url(job: Mapping[str, Any], name: str) -> str | None:
     if status == "failed":
         # Often transient (a busy GPU worker): retried before any audio, then the fallback.
         raise ProviderError(
-            f"{name} failed the job ({_short(job.get('error')) or 'no reason given'})",
+            f"{name} failed the job ({short_message(job.get('error')) or 'no reason given'})",
             code=BAD_RESPONSE,
             retryable=True,
         )
-    if status in _PENDING_STATUSES:
+    if status in PENDING_STATUSES:
         return None
     raise ProviderError(f"{name} reported an unknown job status", code=BAD_RESPONSE)
-
-
-def _decoded(step: Callable[[bytes], list[PcmChunk]], data: bytes, name: str) -> list[PcmChunk]:
-    try:
-        return step(data)
-    except DecodeError:
-        raise ProviderError(f"{name} sent audio that does not decode", code=BAD_RESPONSE) from None
-
-
-def _short(message: object) -> str:
-    if isinstance(message, dict):
-        message = message.get("message") or message.get("detail")
-    return str(message)[:100] if message else ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,124 +351,10 @@ class _RequestBudget:
         return self._reset_at - now
 
 
-# --------------------------------------------------------------------------------------------------
-# Server-Sent Events
-
-
-@dataclass(frozen=True, slots=True)
-class _AudioPiece:
-    data: bytes
-    fmt: str | None  # a MIME type or a format name, if the event said
-    rate: int | None
-
-
-def _interpret(event: SseEvent, name: str) -> _AudioPiece | None:
-    """One event: audio, None for the end of the stream, or a ProviderError.
-
-    UNCONFIRMED FORMAT: TTS.ai does not document the events. Accepted: JSON objects whose audio is
-    base64 in one of `_AUDIO_FIELDS` (optionally a data: URL), with an optional format or MIME
-    type (`_FORMAT_FIELDS`) and sample rate (`_RATE_FIELDS`); an end marker (`[DONE]`, an event or
-    `type` named done/end/complete, `"done": true`); progress events with a queue status. An
-    `error` event or field, and anything else, is an error: guessing could play garbage.
-    """
-    data = event.data.strip()
-    kind = event.event.lower()
-    if kind == "error":
-        raise _stream_error(name, _error_message(data))
-    if data == "[DONE]" or (kind in _DONE_WORDS and not data):
-        return None
-    body = json_object(data, name)
-    kind = str(body.get("type") or body.get("event") or kind).lower()
-    status = str(body.get("status", "")).lower()
-    if body.get("error") or kind == "error" or status in ("failed", "error"):
-        raise _stream_error(name, _short(body.get("error") or body.get("message")))
-    if (piece := _audio_piece(body, name)) is not None:
-        return piece
-    if body.get("done") is True or kind in _DONE_WORDS or kind.endswith((".done", "_done")) or status in _DONE_WORDS:
-        return None
-    if status in _PENDING_STATUSES and set(body) <= {"status", "type", "event", "uuid", "job_id", "progress"}:
-        return _AudioPiece(b"", None, None)
-    raise ProviderError(f"{name} sent an unexpected stream event", code=BAD_RESPONSE)
-
-
-def _audio_piece(body: Mapping[str, Any], name: str) -> _AudioPiece | None:
-    encoded = next((body[f] for f in _AUDIO_FIELDS if isinstance(body.get(f), str) and body[f]), None)
-    if encoded is None:
-        return None
-    fmt = next((str(body[f]) for f in _FORMAT_FIELDS if isinstance(body.get(f), str) and body[f]), None)
-    rate = next((body[f] for f in _RATE_FIELDS if isinstance(body.get(f), int) and body[f] > 0), None)
-    if encoded.startswith("data:") and ";base64," in encoded:
-        header, _, encoded = encoded.partition(";base64,")
-        fmt = header[len("data:") :] or fmt
-    try:
-        return _AudioPiece(base64.b64decode(encoded, validate=True), fmt, rate)
-    except (binascii.Error, ValueError):
-        raise ProviderError(f"{name} sent audio that is not valid base64", code=BAD_RESPONSE) from None
-
-
-def _error_message(data: str) -> str:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return _short(data)
-    return _short(body.get("error") or body.get("message")) if isinstance(body, dict) else ""
-
-
-def _stream_error(name: str, message: str) -> ProviderError:
-    # Before any audio this is worth one more try (or the fallback); after, the segment ends.
-    return ProviderError(
-        f"{name} reported an error in its stream ({message or 'no reason given'})", code=BAD_RESPONSE, retryable=True
-    )
-
-
-def _sniff(data: bytes) -> str | None:
-    """The container a piece of audio starts, if it starts one (a new file: a new decoder)."""
-    if data[:4] == b"RIFF":
-        return "wav"
-    if data[:4] == b"fLaC":
-        return "flac"
-    if data[:3] == b"ID3":
-        return "mp3"
-    if data[:4] == b"OggS" and len(data) > 5 and data[5] & 0x02:  # only a beginning-of-stream page
-        return "ogg"
-    return None
-
-
-class _AudioAssembler:
-    """Decodes the audio of successive events, whether they continue one stream (raw PCM, MP3
-    frames, the rest of a WAV) or are each a whole file (a WAV per sentence piece): a piece that
-    starts a new container closes the previous decoder and opens a fresh one."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._decoder: StreamingDecoder | None = None
-
-    def feed(self, piece: _AudioPiece) -> list[PcmChunk]:
-        if not piece.data:
-            return []
-        out: list[PcmChunk] = []
-        container = _sniff(piece.data)
-        if self._decoder is None or container is not None:
-            out += self.close()
-            self._decoder = self._open(container, piece)
-        decoder = self._decoder
-        return out + _decoded(decoder.feed, piece.data, self._name)
-
-    def close(self) -> list[PcmChunk]:
-        decoder, self._decoder = self._decoder, None
-        return [] if decoder is None else _decoded(lambda _: decoder.close(), b"", self._name)
-
-    def _open(self, container: str | None, piece: _AudioPiece) -> StreamingDecoder:
-        rate = piece.rate or PCM_DEFAULT_RATE
-        try:
-            if container is not None:
-                return open_decoder(container)
-            if piece.fmt and "/" in piece.fmt:
-                return decoder_for_mime(piece.fmt, sample_rate=rate)
-            if piece.fmt:
-                return open_decoder(piece.fmt, sample_rate=rate)
-            if piece.data[0] == 0xFF and piece.data[1:2] and piece.data[1] & 0xE0 == 0xE0:
-                return open_decoder("mp3")  # an MPEG frame sync, and nothing said otherwise
-            return open_decoder("pcm", sample_rate=rate)  # unlabelled: s16le at 24 kHz, like Kokoro
-        except DecodeError:
-            raise ProviderError(f"{self._name} sent audio of an unknown type", code=BAD_RESPONSE) from None
+SPEC = ProviderSpec(
+    name=TTSAIProvider.name,
+    capabilities={"streaming": "SSE for kokoro/melotts, else queue and poll", "local": False},
+    settings_type=TTSAISettings,
+    build=TTSAIProvider.from_settings,
+    default_voice=configured_voice,
+)

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..audio.formats import FORMATS, MAX_FRAME_MS, MIN_FRAME_MS
-from ..providers.base import CAPABILITIES
+from ..providers.registry import CAPABILITIES
 from ..server_state import ServerState
 
 

@@ -20,19 +20,13 @@ from .security.access import Access
 from .security.guard import Guard
 from .server_state import ServerState
 from .session import resolve_options
+from .session.options import check_defaults
 from .settings import Settings
 from .transports.catalog import list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
 from .transports.openai_speech import speech
-from .transports.sse_sessions import (
-    SseSessions,
-    create_session,
-    delete_session,
-    expire_forever,
-    session_events,
-    session_text,
-)
+from .transports.sse_sessions import SseSessions, create_session, delete_session, session_events, session_text
 from .transports.sse_stream import stream
 from .transports.tokens import mint_token
 from .transports.web import web_routes
@@ -42,8 +36,9 @@ from .transports.websocket import stream_endpoint
 def check_stream_defaults(settings: Settings, providers: Mapping[str, Provider]) -> None:
     """The server-wide stream defaults (voice included) must work before the first client comes.
 
-    Raises `ProtocolError` naming what is wrong.
+    Raises `SettingsError` or `ProtocolError` naming what is wrong.
     """
+    check_defaults(settings)
     resolve_options(Config(), settings, providers)
 
 
@@ -62,24 +57,16 @@ def create_app(
         check_stream_defaults(settings, loaded)
         state = ServerState(settings=settings, providers=loaded, access=access)
         app.state.server = state
-        app.state.sse_sessions = sessions = SseSessions(state)
-        sweeps = [
-            asyncio.create_task(expire_forever(sessions, min(5.0, settings.sse_idle_s / 4))),
-            asyncio.create_task(enforce_timeouts_forever(state, min(1.0, settings.idle_timeout_s / 4))),
-        ]
         try:
-            yield
+            # The SSE sessions' streams outlive the requests that made them: they run here.
+            async with SseSessions(state) as sessions:
+                app.state.sse_sessions = sessions
+                yield
         finally:
-            for sweep in sweeps:
-                sweep.cancel()
-            await asyncio.gather(*sweeps, return_exceptions=True)
-            await sessions.aclose()
-            for session in list(state.streams):
-                await session.aclose()
             if owned:
                 await state.aclose()
             else:
-                await asyncio.to_thread(state.encode_executor.shutdown, wait=True, cancel_futures=True)
+                await state.shutdown_executor()
 
     return Starlette(
         routes=[
@@ -131,8 +118,3 @@ def _middleware(settings: Settings, access: Access) -> list[Middleware]:
     )
     return [cors, guard]
 
-
-async def enforce_timeouts_forever(state: ServerState, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)  # a periodic sweep, not a race fix
-        await state.enforce_timeouts()

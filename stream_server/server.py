@@ -85,7 +85,7 @@ class StreamServer(uvicorn.Server):
         state: ServerState = app.state.server
         grace_s = state.settings.shutdown_grace_s
         log_event(logger, "server.draining", streams=len(state.streams), grace_s=grace_s)
-        stopped = await state.drain(grace_s)
-        closed = await state.wait_all_closed(GRACEFUL_SHUTDOWN_S)
+        stopped = await state.admission.drain(grace_s)
+        closed = await state.admission.wait_all_closed(GRACEFUL_SHUTDOWN_S)
         log_event(logger, "server.drained", stopped=stopped, streams_left=0 if closed else len(state.streams))
         self.should_exit = True

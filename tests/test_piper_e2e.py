@@ -94,7 +94,7 @@ async def test_disconnect_during_inference_leaves_no_job_behind(piper_server: Ru
         await send(ws, type="flush")
         session = next(iter(piper_server.state.streams))
         await wait_for(lambda: piper_provider.stats()["jobs_in_flight"] > 0)
-        stream_id = session.stream_id
+        stream_id = session.id
         ws.transport.abort()
     await wait_for(lambda: not piper_server.state.streams)
     await wait_for(lambda: not stream_tasks(stream_id))

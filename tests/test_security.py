@@ -398,16 +398,16 @@ async def test_a_server_without_keys_answers_only_to_loopback_host_names(tone_se
 async def test_a_stopped_stream_whose_client_reads_nothing_frees_its_slot(
     tone_provider: ToneProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_server.session import stream as stream_session
+    from stream_server.session import core as stream_core
 
     from .helpers import wait_for
 
-    monkeypatch.setattr(stream_session, "ABANDON_AFTER_S", 0.2)
+    monkeypatch.setattr(stream_core, "ABANDON_AFTER_S", 0.2)
     async with run_server(tone_settings(max_stream_s=1), {"tone": tone_provider}) as server:
         # The client library stops reading after 2 messages; unpaced f32 audio fills the sockets.
         async with connect(f"{server.ws_url}?format=f32&sample_rate=48000", max_queue=2) as ws:
             await send(ws, type="text", text="word " * 3000 + ".")
             await send(ws, type="flush")
-            await wait_for(lambda: any(s.ring.producer_waiting for s in server.state.streams))
+            await wait_for(lambda: any(s.backpressured for s in server.state.streams))
             # Past --max-stream-s its error and close cannot be delivered: the stream is dropped.
             await wait_for(lambda: not server.state.streams)

@@ -238,10 +238,10 @@ async def test_unknown_and_expired_sessions_get_404(tone_server: RunningServer) 
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_session"
         session = await create(http)
         sessions = tone_server.server.config.loaded_app.app.state.sse_sessions
-        assert await sessions.expire() == 0  # just used: not idle
+        assert sessions.expire() == 0  # just used: not idle
         idle_s = tone_server.state.settings.sse_idle_s
         sessions._clock = lambda: time.monotonic() + idle_s + 1  # the sweep, run later than that
-        assert await sessions.expire() == 1
+        assert sessions.expire() == 1
         gone = await http.post(f"/v1/tts/sessions/{session}/text", json={"text": "hi"})
     assert gone.status_code == 404
     assert len(tone_server.state.streams) == 0

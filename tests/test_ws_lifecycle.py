@@ -21,7 +21,7 @@ from .helpers import (
     wait_for,
 )
 
-STREAM_TASK_PREFIXES = ("produce-", "emit-", "synth-", "send-")
+STREAM_TASK_PREFIXES = ("produce-", "synthesis-", "synth-", "deadlines-", "receive-")
 
 
 def stream_tasks(stream_id: str) -> list[asyncio.Task]:
@@ -42,13 +42,13 @@ async def test_a_client_that_never_reads_holds_the_stream_to_the_ring_capacity(t
             await send(ws, type="text", text=" ".join(sentences))
             session = next(iter(server.state.streams))
             # Socket buffers fill, then the ring; then synthesis has to wait for the client.
-            await wait_for(lambda: session.ring.producer_waiting)
+            await wait_for(lambda: session.backpressured)
             produced = session.stats.segments_synthesized
             for _ in range(200):
                 await asyncio.sleep(0)  # give a leaking producer every chance to run on
-            assert session.ring.producer_waiting
+            assert session.backpressured
             assert session.stats.segments_synthesized == produced, "synthesis went on while the client read nothing"
-            assert session.ring.buffered_ms <= ring_ms
+            assert session.core.buffered_ms <= ring_ms
             # What was synthesized fits in the ring plus the kernel's socket buffers: a small
             # part of the 800 s asked for, and the rest is still only text.
             assert produced < len(sentences) // 4
@@ -57,7 +57,7 @@ async def test_a_client_that_never_reads_holds_the_stream_to_the_ring_capacity(t
             # A barge-in still gets through to a stalled stream, and frees what it held.
             await send(ws, type="cancel")
             await receive_until(ws, "cancelled")
-            assert session.ring.buffered_ms == 0 and session.pending_chars == 0
+            assert session.core.buffered_ms == 0 and session.pending_chars == 0
             await send(ws, type="text", text="Back again.")
             await send(ws, type="end")
             transcript = await receive_all(ws)
@@ -83,7 +83,7 @@ async def test_disconnect_mid_stream_leaves_no_task_or_buffer(tone_server: Runni
         await send(ws, type="text", text=" ".join(["A long stream of words."] * 500))
         await receive_until(ws, "segment")
         session = next(iter(tone_server.state.streams))
-        stream_id = session.stream_id
+        stream_id = session.id
         assert stream_tasks(stream_id), "the stream should be busy when the client leaves"
         if how == "abort":
             ws.transport.abort()  # no closing handshake: the TCP connection just drops
@@ -91,7 +91,7 @@ async def test_disconnect_mid_stream_leaves_no_task_or_buffer(tone_server: Runni
             await ws.close()
     await wait_for(lambda: not tone_server.state.streams)
     await wait_for(lambda: not stream_tasks(stream_id))
-    assert session.ring.buffered_ms == 0 and len(session.ring) == 0
+    assert session.core.buffered_ms == 0 and session.core.buffered_items == 0
     assert session.pending_chars == 0
     health = await tone_server.health()
     assert health["streams"] == 0

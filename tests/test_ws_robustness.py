@@ -98,23 +98,23 @@ async def test_queued_segments_count_against_the_pending_limit(tone_provider) ->
 
 def test_pacer_keeps_to_the_lead_and_restarts_after_a_gap() -> None:
     now = [0.0]
-    pacer = Pacer(lead_ms=100, clock=lambda: now[0])
+    pacer = Pacer(lead_ms=100)
     for _ in range(5):  # a burst of 100 ms goes out at once
-        assert pacer.delay() == 0
+        assert pacer.delay(now[0]) == 0
         pacer.sent(20)
-    assert pacer.delay() == 0  # exactly at the lead
+    assert pacer.delay(now[0]) == 0  # exactly at the lead
     pacer.sent(20)
-    assert pacer.delay() == pytest.approx(0.020)  # 20 ms over: wait 20 ms
+    assert pacer.delay(now[0]) == pytest.approx(0.020)  # 20 ms over: wait 20 ms
     now[0] = 10.0  # a long pause in the text: playback ran dry
-    assert pacer.delay() == 0
+    assert pacer.delay(now[0]) == 0
     for _ in range(5):
         pacer.sent(20)
-        assert pacer.delay() == pytest.approx(0, abs=1e-9)  # a fresh burst
+        assert pacer.delay(now[0]) == pytest.approx(0, abs=1e-9)  # a fresh burst
     pacer.sent(20)
-    assert pacer.delay() > 0
+    assert pacer.delay(now[0]) > 0
     pacer.reset()
-    assert pacer.delay() == 0
-    assert Pacer(0).delay() == 0  # unpaced
+    assert pacer.delay(now[0]) == 0
+    assert Pacer(0).delay(0.0) == 0  # unpaced
 
 
 async def test_paced_audio_runs_no_further_ahead_than_the_lead(tone_provider) -> None:
@@ -161,7 +161,7 @@ async def test_a_client_that_ignores_its_replies_is_closed_with_1008(tone_provid
         async with connect(f"{server.ws_url}?format=f32&sample_rate=48000", max_queue=4) as ws:
             await send(ws, type="text", text="word " * 3000 + ".")
             await send(ws, type="flush")
-            await wait_for(lambda: any(s.ring.producer_waiting for s in server.state.streams))
+            await wait_for(lambda: any(s.backpressured for s in server.state.streams))
             for _ in range(40):
                 await ws.send(b"not json")  # each earns an error reply that cannot be sent
             transcript = await receive_all(ws)
@@ -190,7 +190,7 @@ async def test_audio_a_listener_needs_now_does_not_wait_behind_audio_made_far_ah
     from .helpers import wait_for
 
     async with run_server(tone_settings(), {"tone": tone_provider}) as server:
-        server.state.ahead_gate = gate = WatchedGate(2)
+        server.state.resources.ahead_gate = gate = WatchedGate(2)
         await gate.acquire()
         await gate.acquire()  # the test holds every turn for audio made ahead
         # Unpaced: everything it gets is ahead of real time, so it soon needs the gate.

@@ -3,6 +3,8 @@ and a provider's own text limit."""
 
 from __future__ import annotations
 
+import time
+
 from websockets.asyncio.client import connect
 
 from stream_server.providers.tone import ToneProvider
@@ -26,7 +28,7 @@ async def test_text_without_a_possible_sentence_end_is_not_flushed_by_a_pause(to
         await send(ws, type="text", text="Hello wor")
         session = next(iter(tone_server.state.streams))
         await wait_for(lambda: session.stats.text_chars == 9)
-        session.flush_pending_boundary()  # what the timer would do after the pause
+        session.core.tick(time.monotonic() + 1.0)  # what the deadline does after the pause
         await send(ws, type="text", text="ld. And more")
         await send(ws, type="end")
         transcript = await receive_all(ws)

@@ -201,11 +201,11 @@ async def test_cancel_drops_queued_audio_and_the_connection_goes_on(tone_server:
         before = await receive_until(ws, "segment")
         session = next(iter(tone_server.state.streams))
         # Not reading fills the socket buffers and then the ring: now there is stale audio to drop.
-        await wait_for(lambda: session.ring.producer_waiting)
-        assert session.ring.buffered_ms > 1000
+        await wait_for(lambda: session.backpressured)
+        assert session.core.buffered_ms > 1000
         await send(ws, type="cancel")
         tail = await receive_until(ws, "cancelled", before)
-        assert session.ring.buffered_ms == 0 and session.pending_chars == 0
+        assert session.core.buffered_ms == 0 and session.pending_chars == 0
         last_old_seq = max(m["seq"] for m in tail.messages("segment"))
         # Far fewer than 400 segments reached the client: the rest were dropped, not sent.
         assert last_old_seq < 300

@@ -1,7 +1,7 @@
-"""Between the encoder and the socket: the bounded per-stream queues that carry backpressure."""
+"""Between the encoder and the socket: the bounded per-stream queue that carries backpressure, and
+the pacer that keeps sent audio close to real time. Sans I/O."""
 
-from .outbox import Outbox, OutboxOverflow
 from .pacing import Pacer
 from .ring import AudioRing
 
-__all__ = ["AudioRing", "Outbox", "OutboxOverflow", "Pacer"]
+__all__ = ["AudioRing", "Pacer"]

@@ -3,27 +3,22 @@
 Unpaced, a fast server fills the kernel's socket buffers (megabytes: minutes of telephony audio)
 and a barge-in must then wait for all of it to drain. Paced, at most `lead_ms` of audio is ever
 past the ring: the client still gets a burst at the start (to fill its jitter buffer), then audio
-at the speed it plays. Sans I/O: the sender asks how long to wait, and waits.
+at the speed it plays. Sans I/O: the sender asks how long to wait at `now`, and waits.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 
 class Pacer:
-    def __init__(self, lead_ms: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, lead_ms: float) -> None:
         self.lead_ms = lead_ms
-        self._clock = clock
         self._origin: float | None = None  # when the audio sent so far would have started playing
         self._sent_ms = 0.0
 
-    def delay(self) -> float:
+    def delay(self, now: float) -> float:
         """Seconds to wait before sending the next audio (0 when unpaced or within the lead)."""
         if self.lead_ms <= 0:
             return 0.0
-        now = self._clock()
         if self._origin is None:
             self._origin = now
         played_ms = (now - self._origin) * 1000.0

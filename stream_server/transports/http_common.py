@@ -1,32 +1,20 @@
-"""What the HTTP endpoints share: JSON errors, typed request bodies, and running a stream whose
-whole output an HTTP response carries."""
+"""What the HTTP endpoints share: JSON errors in one shape, typed request bodies, options."""
 
 from __future__ import annotations
 
-import asyncio
-import codecs
-import logging
 import math
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
 
-from ..audio import EncodedFrame
-from ..buffer import Outbox
-from ..logs import log_event
-from ..protocol import Config, Error, ErrorCode, ProtocolError, ServerMessage
+from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.codec import TOO_DEEP
-from ..security import Client
-from ..server_state import ServerState, Stop
-from ..session import STREAM_DONE, OutItem, StreamOptions, StreamSession, resolve_options
+from ..server_state import ServerState
+from ..session import StreamOptions, resolve_options
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
 # Errors that are the client's: which HTTP status each protocol code gets.
 _STATUS = {
@@ -91,141 +79,3 @@ def options_for(state: ServerState, config: Config) -> StreamOptions:
         return resolve_options(config, state.settings, state.providers)
     except ProtocolError as exc:
         raise http_error(exc) from None
-
-
-async def open_stream(
-    state: ServerState,
-    options: StreamOptions,
-    transport: str,
-    client: Client,
-    *,
-    text: str | None = None,
-    stop: Stop | None = None,
-) -> tuple[StreamSession, Outbox[OutItem]]:
-    """A stream not tied to a connection; the caller drains the outbox and closes the session.
-
-    `text`: the whole input, pushed and ended here, so that a refusal (a rate limit) is an HTTP
-    error before the response starts. Without `stop`, a stream the server ends early reports the
-    error in its output, which then ends with `done`.
-    """
-
-    async def stop_in_band(reason: ProtocolError) -> None:
-        outbox.send_control(Error(code=reason.code, message=reason.message))
-        await session.cancel()
-        if not session.ended:
-            session.end()
-        session.abandon_later()
-
-    try:
-        session = state.open_stream(
-            options, transport, uuid.uuid4().hex[:12], client=client, stop=stop or stop_in_band
-        )
-    except ProtocolError as exc:
-        raise http_error(exc) from None
-    outbox: Outbox[OutItem] = Outbox()
-    outbox.attach(session.ring)
-    if text is not None:
-        try:
-            session.push_text(text)
-        except ProtocolError as exc:
-            # Nothing was sent yet: release the stream and refuse the request.
-            await state.close_stream(session)
-            raise http_error(exc) from None
-        session.end()
-    return session, outbox
-
-
-async def drain(session: StreamSession, outbox: Outbox[OutItem]) -> AsyncIterator[EncodedFrame | ServerMessage]:
-    """Everything the stream sends, in order, ending with its `Done` (counted as it is taken)."""
-    while True:
-        item = await outbox.get()
-        if item is STREAM_DONE:
-            yield session.stats.done_message()
-            return
-        yield cast(EncodedFrame | ServerMessage, item)
-        session.note_sent(item)
-
-
-async def close_stream(state: ServerState, session: StreamSession) -> None:
-    await state.close_stream(session)
-
-
-class StreamBody:
-    """A streamed response that always closes its stream, and may still read its request body.
-
-    Starlette's StreamingResponse reads the request's messages itself to notice a disconnect
-    (which would swallow a body still arriving), and cancels the body generator in a way that can
-    skip its clean-up. Here one task owns the receiving side: it pushes the body's text when the
-    text is the body (`fed`), then watches for the disconnect, which stops the sending side; and
-    `closed` runs in any case.
-    """
-
-    def __init__(
-        self,
-        body: AsyncIterator[bytes],
-        media_type: str,
-        closed: Callable[[], Awaitable[None]],
-        *,
-        stream: StreamSession | None = None,
-        fed: StreamSession | None = None,
-        refused: Callable[[ProtocolError], None] | None = None,
-    ) -> None:
-        self._body = body
-        self._media_type = media_type
-        self._closed = closed
-        self._stream = stream or fed
-        self._fed = fed
-        self._refused = refused
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            headers = [(b"content-type", self._media_type.encode()), (b"cache-control", b"no-cache")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            sender = asyncio.create_task(self._send(send))
-            if self._stream is not None:
-
-                def cut() -> None:  # the server stopped the stream and the client does not read
-                    sender.cancel()
-
-                self._stream.abandon = cut
-            listener = asyncio.create_task(self._listen(receive, sender))
-            try:
-                await sender
-            except asyncio.CancelledError:
-                if not sender.cancelled():
-                    raise  # we were cancelled ourselves, not by a disconnect
-            except OSError:
-                pass  # the client went away mid-write
-            finally:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
-        finally:
-            await self._closed()
-
-    async def _send(self, send: Send) -> None:
-        async for chunk in self._body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _listen(self, receive: Receive, sender: asyncio.Task[None]) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        session = self._fed
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                sender.cancel()  # the client went away: stop the stream now
-                return
-            if session is None or session.ended:
-                continue
-            last = not message.get("more_body", False)
-            try:
-                # UTF-8 split across two chunks is put back together by the incremental decoder.
-                if text := decoder.decode(message.get("body", b""), final=last):
-                    session.push_text(text)
-            except ProtocolError as exc:
-                log_event(logger, "stream.body_refused", level=logging.WARNING, stream=session.stream_id, code=exc.code)
-                if self._refused is not None:
-                    self._refused(exc)
-                last = True
-            if last:
-                session.end()

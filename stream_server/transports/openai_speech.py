@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
@@ -18,20 +18,14 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audio import EncodedFrame
 from ..logs import log_event
+from ..media import EncodedFrame
 from ..protocol import Config, Done, Error
 from ..security.guard import client_of
 from ..server_state import ServerState
-from .http_common import (
-    HttpError,
-    StreamBody,
-    close_stream,
-    drain,
-    open_stream,
-    options_for,
-    read_body,
-)
+from ..session import Output
+from .http_common import HttpError, options_for, read_body
+from .http_stream import StreamedResponse, open_stream, stream_response
 
 logger = logging.getLogger(__name__)
 
@@ -56,44 +50,40 @@ class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream_format: Literal["audio", "sse"] = "audio"
 
 
-async def speech(request: Request) -> Response | StreamBody:
+async def speech(request: Request) -> Response | StreamedResponse:
     state: ServerState = request.app.state.server
     try:
         body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
         options = options_for(state, _config(state, body))
-        session, outbox = await open_stream(state, options, "speech", client_of(request), text=body.input)
+        stream = open_stream(state, options, "speech", client_of(request), text=body.input)
     except HttpError as exc:
         return exc.response()
-    log_event(logger, "speech.open", stream=session.stream_id, provider=options.provider, format=options.format.name)
+    log_event(logger, "speech.open", stream=stream.id, provider=options.provider, format=options.format.name)
 
-    async def audio() -> AsyncIterator[bytes]:
-        async for item in drain(session, outbox):
-            if isinstance(item, EncodedFrame):
-                yield item.data
-            elif isinstance(item, Error):
-                # The status line is long gone: the stream ends short, and the log says why.
-                log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=session.stream_id, code=item.code)
+    def audio(output: Output) -> bytes | None:
+        if type(output) is EncodedFrame:
+            return output.data
+        if type(output) is Error:
+            # The status line is long gone: the stream ends short, and the log says why.
+            log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=stream.id, code=output.code)
+        return None
 
-    async def events() -> AsyncIterator[bytes]:
-        async for item in drain(session, outbox):
-            if isinstance(item, EncodedFrame):
-                delta = {"type": "speech.audio.delta", "audio": base64.b64encode(item.data).decode()}
-                yield _sse(delta)
-            elif isinstance(item, Error):
-                yield _sse({"type": "error", "error": {"code": item.code, "message": item.message}})
-            elif isinstance(item, Done):
-                words = len(body.input.split())
-                # No tokenizer here: "tokens" are the input's words and the audio's 20 ms frames.
-                frames = round(item.audio_ms / 20)
-                usage = {"input_tokens": words, "output_tokens": frames, "total_tokens": words + frames}
-                yield _sse({"type": "speech.audio.done", "usage": usage})
-
-    async def closed() -> None:
-        await close_stream(state, session)
+    def events(output: Output) -> bytes | None:
+        if type(output) is EncodedFrame:
+            return _sse({"type": "speech.audio.delta", "audio": base64.b64encode(output.data).decode()})
+        if type(output) is Error:
+            return _sse({"type": "error", "error": {"code": output.code, "message": output.message}})
+        if type(output) is Done:
+            words = len(body.input.split())
+            # No tokenizer here: "tokens" are the input's words and the audio's 20 ms frames.
+            frames = round(output.audio_ms / 20)
+            usage = {"input_tokens": words, "output_tokens": frames, "total_tokens": words + frames}
+            return _sse({"type": "speech.audio.done", "usage": usage})
+        return None
 
     if body.stream_format == "sse":
-        return StreamBody(events(), "text/event-stream", closed, stream=session)
-    return StreamBody(audio(), options.format.mime, closed, stream=session)
+        return stream_response(state, stream, "text/event-stream", events)
+    return stream_response(state, stream, options.format.mime, audio)
 
 
 def _config(state: ServerState, body: SpeechRequest) -> Config:

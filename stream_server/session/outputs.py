@@ -1,0 +1,29 @@
+"""What a stream sends, in order: the typed outputs every transport renders in its own wire format.
+
+Audio frames are `EncodedFrame`s; the rest are the protocol's server messages, plus `Stopped`,
+which says the server ended the stream early (after the `Error` that tells why). A transport
+renders each output and nothing else: the order, the pacing and when a stream is over are the
+stream core's (core.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..media import EncodedFrame
+from ..protocol import Cancelled, Done, Error, ProtocolError, Ready, SegmentEnd, SegmentStart, Warning
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The server ended the stream (idle, too long, shutting down, a message too large): the last
+    output; the `Error` saying why came just before it."""
+
+    reason: ProtocolError
+
+
+Output = EncodedFrame | Ready | SegmentStart | SegmentEnd | Warning | Error | Cancelled | Done | Stopped
+"""Everything a stream sends."""
+
+Synthesized = EncodedFrame | SegmentStart | SegmentEnd | Warning | Error
+"""What synthesis puts into a stream's ring, in order with the audio."""

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from types import FrameType
 
+import anyio
 import uvicorn
 from starlette.applications import Starlette
 
@@ -56,30 +57,36 @@ class StreamServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drain: asyncio.Task[None] | None = None
+        self._drain_asked: asyncio.Event | None = None
 
     async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         self._loop = asyncio.get_running_loop()
+        self._drain_asked = asyncio.Event()
         await super().startup(sockets)
 
+    async def main_loop(self) -> None:
+        # The drain belongs to the serving loop: it runs in its task group, and ends with it.
+        async with anyio.create_task_group() as serving:
+            serving.start_soon(self._drain_when_asked, name="drain")
+            await super().main_loop()
+            serving.cancel_scope.cancel()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is None:
+        if self._loop is None or self._drain_asked is None:
             super().handle_exit(sig, frame)  # not serving yet
             return
-        if self._drain is not None or self.should_exit:
+        if self._drain_asked.is_set() or self.should_exit:
             # Asked twice: stop now, and still exit 0 (uvicorn would re-raise a signal it recorded).
             if self.should_exit:
                 self.force_exit = True
             self.should_exit = True
             return
         # A signal handler runs between two bytecodes of the loop: hand the work to the loop.
-        self._loop.call_soon_threadsafe(self._start_drain)
+        self._loop.call_soon_threadsafe(self._drain_asked.set)
 
-    def _start_drain(self) -> None:
-        if self._drain is None:
-            self._drain = asyncio.create_task(self._drain_then_exit(), name="drain")
-
-    async def _drain_then_exit(self) -> None:
+    async def _drain_when_asked(self) -> None:
+        assert self._drain_asked is not None
+        await self._drain_asked.wait()
         app = self.config.app
         assert isinstance(app, Starlette)  # uvicorn_config's
         state: ServerState = app.state.server

@@ -36,6 +36,8 @@ from .stats import StreamStats
 
 # Replies that may wait unread (a client flooding bad messages while not reading is cut off).
 CONTROL_LANE: Final = 32
+# Paced audio due within this long goes now: a timer that fires a hair early costs no second wait.
+PACING_SLACK_S: Final = 0.001
 # A stream the server stopped, whose client does not take its goodbye, is dropped after this long.
 ABANDON_AFTER_S: Final = 5.0
 
@@ -139,6 +141,11 @@ class StreamCore:
     @property
     def input_ended(self) -> bool:
         return self._input_ended
+
+    @property
+    def has_segments(self) -> bool:
+        """Segments (or the end of input) wait for synthesis."""
+        return bool(self._segments)
 
     @property
     def pending_chars(self) -> int:
@@ -353,7 +360,7 @@ class StreamCore:
         if not self._ring or self.phase is not Phase.OPEN:
             return None
         head = self._ring.peek()
-        if type(head) is EncodedFrame and (delay := self._pacer.delay(now)):
+        if type(head) is EncodedFrame and (delay := self._pacer.delay(now)) > PACING_SLACK_S:
             return now + delay
         self._ring.pop()
         if type(head) is _StreamEnd:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 import anyio
@@ -104,6 +105,8 @@ class Stream:
         self._segments = _Signal()
         self._deadlines = _Signal()
         self._epoch_scope: anyio.CancelScope | None = None
+        self._watching_until = -math.inf
+        """The deadline the watcher sleeps until (inf: none): an earlier one must wake it."""
         self.backpressured = False
         """Synthesis waits for the client to take audio (the ring is full)."""
 
@@ -163,13 +166,18 @@ class Stream:
         self._new_epoch()
 
     def _input_changed(self) -> None:
-        self._segments.set()
-        self._deadlines.set()
+        # Most text completes no segment and moves no deadline earlier: then nobody is woken.
+        if self.core.has_segments:
+            self._segments.set()
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline < self._watching_until:
+            self._deadlines.set()
 
     def _new_epoch(self) -> None:
         if self._epoch_scope is not None:
             self._epoch_scope.cancel()
-        self._input_changed()
+        self._segments.set()
+        self._deadlines.set()
         self._output.set()
         self._room.set()
 
@@ -232,7 +240,9 @@ class Stream:
             deadline = core.next_deadline()
             now = self._clock()
             if deadline is None or deadline > now:
+                self._watching_until = math.inf if deadline is None else deadline
                 await self._deadlines.wait(None if deadline is None else deadline - now)
+                self._watching_until = -math.inf
                 continue
             epoch = core.epoch
             core.tick(now)

@@ -72,6 +72,16 @@ def synthesize(core: StreamCore, planned: Planned, frames: int = 2) -> None:
     core.segment_done(epoch, planned)
 
 
+def queued(core: StreamCore, text: str, frames: int = 2, now: float = 0.0) -> Planned:
+    """`text` flushed as one segment, taken by synthesis and put into the ring whole."""
+    core.text(text, now)
+    core.flush(now)
+    planned = core.next_segment(core.epoch)
+    assert isinstance(planned, Planned)
+    synthesize(core, planned, frames)
+    return planned
+
+
 def kinds(outputs: list[object]) -> list[str]:
     return [type(o).__name__ for o in outputs]
 
@@ -106,11 +116,7 @@ def test_ready_comes_first_and_done_only_after_the_last_segment_was_sent() -> No
 def test_replies_overtake_queued_audio_but_not_each_other() -> None:
     core = make()
     drain(core)
-    core.text("Hello there.", 0.0)
-    core.flush(0.0)
-    planned = core.next_segment(core.epoch)
-    assert isinstance(planned, Planned)
-    synthesize(core, planned, frames=3)
+    queued(core, "Hello there.", 3)
     core.reply(Error(code=ErrorCode.BAD_MESSAGE, message="first"))
     core.reply(Error(code=ErrorCode.BAD_MESSAGE, message="second"))
     sent = drain(core)
@@ -129,11 +135,7 @@ def test_a_client_that_lets_replies_pile_up_overflows_the_control_lane() -> None
 def test_done_counts_only_what_was_sent() -> None:
     core = make()
     drain(core)
-    core.text("Hello there.", 0.0)
-    core.flush(0.0)
-    planned = core.next_segment(core.epoch)
-    assert isinstance(planned, Planned)
-    synthesize(core, planned, frames=3)
+    queued(core, "Hello there.", 3)
     core.next_output(0.0)  # handed out, never reported sent
     core.cancel(0.0)
     core.end(0.0)
@@ -150,11 +152,7 @@ def test_done_counts_only_what_was_sent() -> None:
 def test_paced_audio_waits_for_real_time_and_a_reply_still_goes_at_once() -> None:
     core = make(max_lead_ms=40)
     drain(core)
-    core.text("Hello there.", 0.0)
-    core.flush(0.0)
-    planned = core.next_segment(core.epoch)
-    assert isinstance(planned, Planned)
-    synthesize(core, planned, frames=5)
+    queued(core, "Hello there.", 5)
     # Up to the 40 ms lead ahead of real time, and one frame more (sent while at most the lead ahead).
     assert kinds(drain(core, 0.0)) == ["SegmentStart", "EncodedFrame", "EncodedFrame", "EncodedFrame"]
     assert core.next_output(0.0) == pytest.approx(0.020)  # the next frame is due 20 ms later
@@ -167,11 +165,7 @@ def test_paced_audio_waits_for_real_time_and_a_reply_still_goes_at_once() -> Non
 def test_unpaced_audio_goes_as_fast_as_it_is_taken() -> None:
     core = make(max_lead_ms=0)
     drain(core)
-    core.text("Hello there.", 0.0)
-    core.flush(0.0)
-    planned = core.next_segment(core.epoch)
-    assert isinstance(planned, Planned)
-    synthesize(core, planned, frames=50)
+    queued(core, "Hello there.", 50)
     assert kinds(drain(core, 0.0)).count("EncodedFrame") == 50
 
 
@@ -343,11 +337,7 @@ def test_a_client_that_takes_its_goodbye_is_not_abandoned() -> None:
 def test_the_goodbye_overtakes_queued_audio_and_stopping_ignores_the_client() -> None:
     core = make()
     drain(core)
-    core.text("Hello there.", 0.0)
-    core.flush(0.0)
-    planned = core.next_segment(core.epoch)
-    assert isinstance(planned, Planned)
-    synthesize(core, planned)
+    queued(core, "Hello there.")
     core.stop(ProtocolError(ErrorCode.SHUTTING_DOWN, "bye"), 1.0)
     assert not core.produce(core.epoch, FRAME, 20.0)  # nothing more is taken
     assert core.cancel(1.0) == 0

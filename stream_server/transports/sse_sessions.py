@@ -149,7 +149,14 @@ class SseSessions:
     async def _run(self, session: SseSession) -> None:
         outcome = Outcome.GONE
         with session.scope:
-            outcome = await session.stream.run(session.render)
+            try:
+                outcome = await session.stream.run(session.render)
+            except Exception as exc:
+                # One session's bug must not end the task group that runs every other session.
+                # Details (which may quote the text) only at DEBUG.
+                log_event(logger, "sse.failed", level=logging.ERROR, stream=session.stream.id, error=type(exc).__name__)
+                logger.debug("sse.failed", exc_info=True, extra={"fields": {"stream": session.stream.id}})
+                outcome = Outcome.ABANDONED
         # The stream is over: its slot (--max-streams, the key's streams) is free now; the event
         # log stays for readers and resumes until the session expires.
         self._state.close_stream(session.stream)

@@ -28,7 +28,7 @@ from stream_server.audio import AudioPipeline
 from stream_server.audio.formats import FORMATS
 from stream_server.audio.pipeline import EncoderSettings
 from stream_server.media import PcmChunk
-from stream_server.session.stream import ENCODE_SLICE_MS
+from stream_server.session.synthesis import ENCODE_SLICE_MS
 
 PARAGRAPH = (
     "The old lighthouse keeper walked slowly down to the river. He had done it every evening for forty years. "

@@ -302,3 +302,16 @@ async def test_run_smoke_over_websocket_and_sse_writes_json_table_and_chart(tmp_
     png = out.with_suffix(".png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     assert str(out) in text  # the paths are printed
+
+
+def test_every_loadtest_module_imports() -> None:
+    """Benchmarks are run by hand: an import that drifted from the server's modules shows here."""
+    import importlib
+    import pkgutil
+
+    import loadtest
+
+    names = [m.name for m in pkgutil.walk_packages(loadtest.__path__, "loadtest.") if not m.name.endswith("__main__")]
+    assert "loadtest.encode_bench" in names
+    for name in names:
+        importlib.import_module(name)

@@ -293,13 +293,18 @@ def control_replies(transcript: Transcript) -> list[tuple[str, ...]]:
 class Model:
     config: StreamConfig = DEFAULT_CONFIG
     first_message: bool = True
+    configured: bool = True
+    """False after a refused config: text, flush and end get `not_configured` until a valid one."""
     text_chars: int = 0
     replies: list[tuple[str, ...]] = field(default_factory=lambda: [ready_reply(DEFAULT_CONFIG)])
 
     def apply(self, step: Step) -> None:
         match step:
+            case Accepted(reply=None) if not self.configured:
+                self.replies.append(error_reply("not_configured"))
             case Accepted():
-                self.first_message = False
+                # A cancel on an unconfigured stream does not use up the config.
+                self.first_message = self.first_message and not self.configured
                 self.text_chars += step.chars
                 if step.reply:
                     self.replies.append((step.reply,))
@@ -308,10 +313,12 @@ class Model:
                     self.config = step.config
                     self.replies.append(ready_reply(step.config))
                     self.first_message = False
+                    self.configured = True
                 else:
                     self.replies.append(error_reply("config_too_late"))
             case RefusedConfig():
                 self.replies.append(error_reply(step.code if self.first_message else "config_too_late"))
+                self.configured = self.configured and not self.first_message
             case Malformed():
                 self.replies.append(error_reply("bad_message"))
             case Fatal():
@@ -632,6 +639,7 @@ def receive_to_close(ws: ClientConnection, transcript: Transcript) -> None:
 
 
 LAST_WORDS = "Still here."
+RECONFIGURE = Configure(label="config of the defaults", frame='{"type":"config"}', config=DEFAULT_CONFIG)
 
 
 def run_session(url: str, steps: list[Step], ending: Fatal | None) -> tuple[Model, Transcript, int | None]:
@@ -645,8 +653,11 @@ def run_session(url: str, steps: list[Step], ending: Fatal | None) -> tuple[Mode
             else:
                 receive_replies(ws, transcript, len(model.replies))
         if ending is None:
-            # The connection is still usable: one more sentence, on a segment of its own.
+            # The connection is still usable: one more sentence, on a segment of its own (after a
+            # config of the defaults if a refused one left the stream unconfigured).
+            reconfigure = [] if model.configured else [RECONFIGURE]
             for step in [
+                *reconfigure,
                 Accepted(label="flush", frame='{"type":"flush"}'),
                 text_step(LAST_WORDS, True, 1),
                 Accepted(label="end", frame='{"type":"end"}'),

@@ -259,6 +259,25 @@ def test_config_is_taken_only_before_any_other_command() -> None:
         other.require_configurable()
 
 
+def test_after_a_refused_config_no_text_is_taken_until_a_valid_config() -> None:
+    core = make()
+    drain(core)
+    core.refuse_config()
+    for command in (lambda: core.text("Hello there.", 0.0), lambda: core.flush(0.0), lambda: core.end(0.0)):
+        with pytest.raises(ProtocolError) as refused:
+            command()
+        assert refused.value.code == ErrorCode.NOT_CONFIGURED
+    assert core.pending_chars == 0 and core.stats.text_chars == 0 and not core.has_segments
+    core.cancel(0.0)  # nothing to drop, and it does not use up the config
+    core.reconfigure(options(voice="low"), 0.0)
+    assert [type(o).__name__ for o in drain(core)] == ["Cancelled", "Ready"]
+    queued(core, "Hello there.")
+    assert core.stats.text_chars == len("Hello there.")
+    with pytest.raises(ProtocolError) as late:
+        core.require_configurable()
+    assert late.value.code == ErrorCode.CONFIG_TOO_LATE
+
+
 # -- deadlines -------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,8 @@ MALFORMED = [
     ),
 ]
 
+REFUSED_CONFIG_CODES = {"unknown_voice", "unsupported_format", "unknown_provider", "unsupported_sample_rate", "bad_frame_ms"}
+
 
 @pytest.mark.parametrize(("raw", "code", "mentions"), MALFORMED)
 async def test_malformed_message_gets_a_precise_error(tone_server: RunningServer, raw, code, mentions) -> None:
@@ -57,6 +59,12 @@ async def test_malformed_message_gets_a_precise_error(tone_server: RunningServer
         assert error["type"] == "error" and error["code"] == code
         assert mentions in error["message"]
         assert "seq" not in error
+        if code in REFUSED_CONFIG_CODES:
+            # A config the server understood but cannot honour leaves the stream unconfigured.
+            await send(ws, type="text", text="Lost.")
+            assert (await receive(ws))["code"] == "not_configured"
+            await send(ws, type="config")
+            ready = await receive(ws)
         await assert_still_usable(ws, ready)
 
 
@@ -157,6 +165,27 @@ async def test_a_refused_first_config_can_be_corrected(tone_server: RunningServe
         await send(ws, type="config", voice="low")
         ready = await receive(ws)
         assert (ready["type"], ready["voice"]) == ("ready", "low")
+
+
+async def test_a_refused_config_leaves_the_stream_unconfigured_until_a_valid_one(tone_server: RunningServer) -> None:
+    # The client wants opus: after the refusal no pcm of the defaults in `ready` may flow.
+    async with connect(tone_server.ws_url) as ws:
+        assert (await receive(ws))["format"] == "pcm"
+        await send(ws, type="config", provider="nobody", format="opus")
+        assert (await receive(ws))["code"] == "unknown_provider"
+        for message in ({"type": "text", "text": "Hello there."}, {"type": "flush"}, {"type": "end"}):
+            await send(ws, **message)
+            error = await receive(ws)
+            assert (error["type"], error["code"]) == ("error", "not_configured")
+        await send(ws, type="config", format="opus")
+        ready = await receive(ws)
+        assert (ready["type"], ready["format"]) == ("ready", "opus")
+        await send(ws, type="text", text="Now it speaks.")
+        await send(ws, type="end")
+        transcript = await receive_all(ws)
+    assert [s["text"] for s in transcript.messages("segment")] == ["Now it speaks."]
+    assert transcript.messages("done")[0]["text_chars"] == len("Now it speaks.")
+    assert ws.close_code == 1000
 
 
 async def test_a_full_server_says_busy_and_the_open_stream_goes_on(tone_provider) -> None:

@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     BAD_FRAME_MS = "bad_frame_ms"
     CONFIG_TOO_LATE = "config_too_late"
     """`config` is only accepted as the first message of a connection."""
+    NOT_CONFIGURED = "not_configured"
+    """`text`, `flush` or `end` after a refused `config`, until a valid `config` arrives."""
     STREAM_ENDED = "stream_ended"
     """Text or flush after `end`."""
     PENDING_TEXT_LIMIT = "pending_text_limit"

@@ -115,6 +115,9 @@ class StreamCore:
         self._input_ended = False
         self._accepted = False
         """A command was accepted: a `config` is too late now."""
+        self._configured = True
+        """False after a refused `config`: no text is taken until a valid one arrives, so no audio
+        flows in a format the client did not ask for."""
         self._boundary_at: float | None = None
         self._abandon_at: float | None = None
         self._configure(options)
@@ -185,6 +188,7 @@ class StreamCore:
         `rate_limited` from `charge`); refused text changes nothing."""
         self._last_activity = now
         self._require_input()
+        self._require_configured()
         limit = self._limits.max_pending_chars
         if self.pending_chars + len(text) > limit:
             raise ProtocolError(
@@ -205,6 +209,7 @@ class StreamCore:
     def flush(self, now: float) -> None:
         self._last_activity = now
         self._require_input()
+        self._require_configured()
         self._accepted = True
         self._plan(self._segmenter.flush(), now)
         self._boundary_at = None
@@ -212,6 +217,7 @@ class StreamCore:
     def end(self, now: float) -> None:
         self._last_activity = now
         self._require_input()
+        self._require_configured()
         self._accepted = True
         self._plan(self._segmenter.flush(), now)
         self._boundary_at = None
@@ -239,11 +245,22 @@ class StreamCore:
         self.require_configurable()
         self._accepted = True
         self._drop_everything()
+        self._configured = True
         self._configure(options)
 
+    def refuse_config(self) -> None:
+        """A `config` was refused (an unknown provider or voice, a format it cannot have): the
+        stream stays unconfigured, refusing text, flush and end with `not_configured`, until a
+        valid `config` arrives. Running on the defaults in the first `ready` instead would send
+        audio in a format the client did not ask for."""
+        self._configured = False
+
     def require_configurable(self) -> None:
-        """Raises `config_too_late` once a command was accepted (or input is over)."""
-        if self._accepted:
+        """Raises `config_too_late` once a command was accepted (or input is over).
+
+        An unconfigured stream still takes a `config`: the only command it accepted is a `cancel`,
+        which had nothing to drop."""
+        if self._accepted and self._configured:
             raise ProtocolError(ErrorCode.CONFIG_TOO_LATE, "config is only accepted as the first message")
         self._require_input()
 
@@ -384,6 +401,12 @@ class StreamCore:
     def _require_input(self) -> None:
         if self._input_ended or not self.open:
             raise ProtocolError(ErrorCode.STREAM_ENDED, "input has ended; no more text is accepted")
+
+    def _require_configured(self) -> None:
+        if not self._configured:
+            raise ProtocolError(
+                ErrorCode.NOT_CONFIGURED, "the last config was refused: send a valid config before any text"
+            )
 
     def _plan(self, segments: list[Segment], now: float) -> None:
         for segment in segments:

@@ -132,7 +132,11 @@ def _command(stream: Stream, message: ClientMessage, query: Config, state: Serve
             stream.core.require_configurable()
             # As in the URL, an empty string counts as absent.
             given = {f: v for f in message.__struct_fields__ if (v := getattr(message, f)) not in (None, "")}
-            options = resolve_options(msgspec.structs.replace(query, **given), state.settings, state.providers)
+            try:
+                options = resolve_options(msgspec.structs.replace(query, **given), state.settings, state.providers)
+            except ProtocolError:
+                stream.core.refuse_config()  # no audio in a format the client did not ask for
+                raise
             stream.reconfigure(options)
             log_event(logger, "stream.configured", stream=stream.id, provider=options.provider, format=options.format.name)
 

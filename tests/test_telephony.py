@@ -207,8 +207,10 @@ async def test_barge_in_mid_segment_clears_cancels_and_plays_no_stale_audio(tone
         # New text after the barge-in: exactly its audio is played, nothing of the cancelled text.
         await say(bot, peer.call_sid, "Okay.")
         call = bridge.call(peer.call_sid)
-        await wait_for(lambda: call.state().segments[-1].text == "Okay.")
+        # Announced by the server, not just given to it (then it has no seq yet).
+        await wait_for(lambda: (last := call.state().segments[-1]).text == "Okay." and last.seq is not None)
         new_seq = call.state().segments[-1].seq
+        assert new_seq is not None
         await peer.wait_until(lambda: mark_name(new_seq) in heard_marks(peer))
         (okay,) = await reference_segments(server, "Okay.")
         assert peer.played[clear.played_bytes :] == okay
@@ -217,6 +219,63 @@ async def test_barge_in_mid_segment_clears_cancels_and_plays_no_stale_audio(tone
         await wait_for(lambda: call.state().report.pending == [])
         final = call.state()
         assert [(s.seq, s.status) for s in final.report.heard] == [(new_seq, SegmentStatus.HEARD)]
+
+
+def accounted_texts(state: dict[str, Any]) -> list[str]:
+    """The texts of a call's segments, checking that the report puts each in exactly one list."""
+    report = state["report"]
+    listed = [r for kind in ("heard", "partly_heard", "not_heard", "pending") for r in report[kind]]
+    key = lambda r: (r["seq"] is None, r["seq"] or 0, r["text"])  # noqa: E731
+    assert sorted(listed, key=key) == sorted(state["segments"], key=key)
+    return [r["text"] for r in state["segments"]]
+
+
+async def test_barge_in_accounts_for_every_segment_once_and_the_playback_clock_matches_the_peer(
+    tone_provider: ToneProvider,
+) -> None:
+    # The server paces (300 ms lead), so at the barge-in later segments are still at the server:
+    # numbered there and never announced, or announced while the cancel was on its way.
+    sentences = ["First sentence is here.", "Second one follows it.", "Third sentence."]
+    sentences += [f"Sentence number {n} comes here." for n in range(4, 16)] + ["Fourth sentence, the last one."]
+    text = " ".join(sentences)
+    async with (
+        run_server(tone_settings(max_lead_ms=300), {"tone": tone_provider}) as server,
+        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
+        bot_client(bridge) as bot,
+        twilio_call(bridge.twilio_url, max_lead_ms=LEAD_MS + LEAD_TOLERANCE_MS) as peer,
+    ):
+        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+        response = await bot.post(f"/calls/{peer.call_sid}/text", json={"text": text, "flush": True})
+        assert response.status_code == 202
+        await peer.wait_until(lambda: peer.played_ms >= 1200)
+        before = (await bot.get(f"/calls/{peer.call_sid}")).json()
+        assert " ".join(accounted_texts(before)) == text, "the text the server has not cut yet is pending"
+
+        barge_in = (await bot.post(f"/calls/{peer.call_sid}/barge-in")).json()
+        assert barge_in["upstream"] == "cancelled"
+        after = (await bot.get(f"/calls/{peer.call_sid}")).json()
+        assert barge_in["report"] == after["report"]
+        report = after["report"]
+        assert report["pending"] == [] and report["heard"] != [] and report["not_heard"] != []
+        assert " ".join(accounted_texts(after)) == text
+        heard_count = len(report["heard"])
+        assert [r["text"] for r in barge_in["interrupted"]] == accounted_texts(after)[heard_count:]
+        (clear,) = peer.clears
+        *played_out, cut = report["partly_heard"]  # a mark the clear overtook: heard by the clock
+        assert all(r["heard_ms"] >= r["audio_ms"] - 20 for r in played_out)
+        assert abs(cut["start_ms"] + cut["heard_ms"] - clear.played_bytes / BYTES_PER_MS) < 60
+
+        # After the barge-in the bridge's playback position is where the peer stopped, not where
+        # the bridge had sent to: the cut segment counts only its heard part.
+        await say(bot, peer.call_sid, "Okay.")
+        call = bridge.call(peer.call_sid)
+        await wait_for(lambda: any(s.text == "Okay." and s.status == "heard" for s in call.state().segments))
+        state = (await bot.get(f"/calls/{peer.call_sid}")).json()
+        okay = next(s for s in state["segments"] if s["text"] == "Okay.")
+        assert abs(okay["start_ms"] - clear.played_bytes / BYTES_PER_MS) < 60
+        assert abs(state["played_ms"] - peer.played_ms) < 60
+        assert " ".join(accounted_texts(state)) == text + " Okay."
+        assert peer.violations == []
 
 
 async def test_marks_returned_by_clear_do_not_count_as_heard(tone_provider: ToneProvider) -> None:
@@ -241,7 +300,7 @@ async def test_marks_returned_by_clear_do_not_count_as_heard(tone_provider: Tone
         call = bridge.call(peer.call_sid)
         await wait_for(lambda: any(s.text == "Okay." and s.status == "heard" for s in call.state().segments))
         state = call.state()
-        by_seq = {s.seq: s for s in state.segments}
+        by_seq = {s.seq: s for s in state.segments if s.seq is not None}
         heard = [mark_name(s.seq) for s in state.segments if s.status == "heard"]
         assert heard[-1] == mark_name(max(by_seq)) and set(heard[:-1]) <= set(reached)
         # A mark echoed just before the clear may reach the bridge after it: then the clock vouches.
@@ -321,8 +380,10 @@ def test_playout_clock_paces_and_tracks_playback() -> None:
     assert clock.played_ms() == pytest.approx(120) and clock.ahead_ms() == pytest.approx(20)
     now[0] += 0.01
     clock.sent(20)
-    clock.cleared()
-    assert clock.ahead_ms() == 0 and clock.played_ms() == 160
+    clock.cleared()  # the 30 ms sent past playback were dropped, never played
+    assert clock.ahead_ms() == 0 and clock.played_ms() == pytest.approx(130)
+    clock.sent(20)
+    assert clock.sent_ms == pytest.approx(150) and clock.played_ms() == pytest.approx(130)
 
 
 def test_framer_cuts_exact_frames_and_pads_the_last() -> None:
@@ -357,6 +418,30 @@ def test_ledger_settles_segments_on_barge_in() -> None:
     report = ledger.report()
     assert [r.seq for r in report.heard] == [0] and [r.seq for r in report.partly_heard] == [1]
     assert ledger.mark_echoed("someone-else's-mark") is None
+
+
+def test_ledger_accounts_for_text_the_server_never_announced() -> None:
+    ledger = SegmentLedger()
+    ledger.given("One. Two. Three. ")
+    ledger.given("Four, five")
+    ledger.announce(0, "One.")
+    assert [(r.seq, r.text, r.status) for r in ledger.report().pending] == [
+        (0, "One.", SegmentStatus.QUEUED),
+        (None, "Two. Three. Four, five", SegmentStatus.QUEUED),
+    ]
+    assert [r.seq for r in ledger.interrupt(played_ms=0)] == [0]
+    ledger.announce(1, "Two.", stale=True)  # already on its way when the server took the cancel
+    settled = ledger.drop_unsegmented()
+    assert [(r.seq, r.text, r.status) for r in settled] == [
+        (0, "One.", SegmentStatus.NOT_HEARD),
+        (1, "Two.", SegmentStatus.NOT_HEARD),
+        (None, "Three. Four, five", SegmentStatus.NOT_HEARD),
+    ]
+    assert ledger.report().pending == [] and ledger.records() == settled
+    ledger.given("Six.")
+    ledger.announce(5, "Six.")
+    assert [r.text for r in ledger.records()] == ["One.", "Two.", "Three. Four, five", "Six."]
+    assert ledger.drop_unsegmented() == settled, "nothing more to drop"
 
 
 # --- the emulated Twilio's checks ------------------------------------------------------------------

@@ -32,6 +32,10 @@ class SentText:
     def unspoken_chars(self) -> int:
         return len(self._pending)
 
+    @property
+    def unspoken_text(self) -> str:
+        return self._pending
+
     def add(self, text: str, sent_at: float) -> None:
         if text:
             self._pending += text

@@ -85,7 +85,8 @@ class BargeIn(msgspec.Struct, kw_only=True):
     upstream: UpstreamOutcome
     """`cancelled`: the server confirmed; `closed`: its stream had already ended; `timeout`: no answer."""
     interrupted: list[SegmentRecord]
-    """The segments this barge-in settled (partly or not heard, or heard by the clock)."""
+    """The segments this barge-in settled (partly or not heard, or heard by the clock), in order,
+    including the segments and text the server dropped."""
     report: HeardReport
     """Every segment of the call so far, by what the caller heard."""
 
@@ -175,10 +176,14 @@ class Call:
                 if self._cancels_pending == 0:
                     self._framer.reset()
                     current_seq = None
+                    self._ledger.drop_unsegmented()
                     self._cancels_settled.set()
                 continue
             if self._cancels_pending:
-                continue  # produced before our cancel took effect: stale
+                # Sent before the server took our cancel: never played, but still accounted for.
+                if isinstance(event, SegmentStart):
+                    self._ledger.announce(event.seq, event.text, stale=True)
+                continue
             # One generation for everything this event yields, even if a barge-in comes mid-way.
             generation = self._generation
             if isinstance(event, bytes):
@@ -237,6 +242,7 @@ class Call:
 
     async def say(self, text: str, flush: bool) -> None:
         self._check_open()
+        self._ledger.given(text)  # before sending: the server's `segment` for it may come at once
         try:
             await self._upstream.send(Text(text))
             if flush:
@@ -273,6 +279,9 @@ class Call:
         outcome: UpstreamOutcome = "closed"
         if cancel_upstream:
             outcome = await self._cancel_upstream()
+        # After `cancelled` this only returns what was settled; without one (the server's stream
+        # ended, or no answer in time) the server will not cut the text it was given any more.
+        interrupted = self._ledger.drop_unsegmented()
         log.info("call %s: barge-in, %d segment(s) interrupted, upstream %s", self.call_sid, len(interrupted), outcome)
         return BargeIn(
             call_sid=self.call_sid,

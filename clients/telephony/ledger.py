@@ -4,6 +4,12 @@ A segment is `heard` when, and only when, Twilio echoes the mark sent after its 
 barge-in settles the segments still in flight from the playout clock: the one being played is
 `partly_heard` (with an estimate of how much), the ones after it `not_heard`. Twilio echoes the marks that a `clear`
 dropped too; those echoes must not count as playback, so their names are remembered and ignored.
+
+Every piece of text the call was given is in exactly one place: the server numbers a segment when
+it cuts the text, and a `cancel` drops the segments it has not announced yet, so the ledger also
+keeps the text given and not yet announced (`SentText`). Until a barge-in that text is one pending
+record without a `seq`; the barge-in settles it as `not_heard`, together with the segments the
+server announced while our `cancel` was on its way (their audio is never played).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from collections import OrderedDict
 from enum import StrEnum
 
 import msgspec
+
+from ..python.sent_text import SentText
 
 MARK_PREFIX = "seg-"
 
@@ -32,8 +40,9 @@ IN_FLIGHT = (SegmentStatus.QUEUED, SegmentStatus.PLAYING, SegmentStatus.SENT)
 
 
 class SegmentRecord(msgspec.Struct, kw_only=True):
-    seq: int
-    """The server's segment number (`segment.seq`)."""
+    seq: int | None
+    """The server's segment number (`segment.seq`); None for text the server had not announced as a
+    segment yet (pending), or that a barge-in dropped before it was announced (not heard)."""
     text: str
     status: SegmentStatus = SegmentStatus.QUEUED
     audio_ms: float = 0.0
@@ -51,7 +60,7 @@ class HeardReport(msgspec.Struct, kw_only=True):
     partly_heard: list[SegmentRecord]
     not_heard: list[SegmentRecord]
     pending: list[SegmentRecord]
-    """Still queued or playing (no barge-in has settled them yet)."""
+    """Still queued or playing (no barge-in has settled them yet), and the text not cut yet."""
 
 
 def mark_name(seq: int) -> str:
@@ -67,13 +76,35 @@ def mark_seq(name: str) -> int | None:
 class SegmentLedger:
     def __init__(self, max_segments: int = 500) -> None:
         self._max = max_segments
-        self._records: OrderedDict[int, SegmentRecord] = OrderedDict()
+        # Announced segments by seq; text a barge-in dropped unannounced by a key of its own.
+        self._records: OrderedDict[int | str, SegmentRecord] = OrderedDict()
         self._cleared_marks: OrderedDict[str, None] = OrderedDict()
+        self._given = SentText()
+        self._drops = 0
+        self._settling: list[SegmentRecord] = []
+        """The records the latest barge-in settled, including those settled after it."""
 
-    def announce(self, seq: int, text: str) -> None:
-        self._records[seq] = SegmentRecord(seq=seq, text=text)
+    def given(self, text: str) -> None:
+        """Text sent to the server for this call."""
+        self._given.add(text, 0.0)
+
+    def announce(self, seq: int, text: str, stale: bool = False) -> None:
+        """The server's `segment`; `stale` when it was sent before the server took our `cancel`."""
+        self._given.segment_started(text)
+        record = SegmentRecord(seq=seq, text=text)
+        if stale:
+            record.status = SegmentStatus.NOT_HEARD
+            self._settling.append(record)
+        self._add(seq, record)
+
+    def _add(self, key: int | str, record: SegmentRecord) -> None:
+        self._records[key] = record
         while len(self._records) > self._max:
             self._records.popitem(last=False)
+
+    def _unsegmented(self) -> SegmentRecord | None:
+        text = self._given.unspoken_text.strip()
+        return SegmentRecord(seq=None, text=text) if text else None
 
     def started(self, seq: int, position_ms: float) -> None:
         record = self._records.get(seq)
@@ -111,7 +142,7 @@ class SegmentLedger:
         for record in self._records.values():
             if record.status not in IN_FLIGHT:
                 continue
-            if record.status is SegmentStatus.SENT:
+            if record.status is SegmentStatus.SENT and record.seq is not None:
                 self._cleared_marks[mark_name(record.seq)] = None
             heard = 0.0 if record.start_ms is None else min(max(played_ms - record.start_ms, 0.0), record.audio_ms)
             record.heard_ms = round(heard, 3)
@@ -125,18 +156,34 @@ class SegmentLedger:
             settled.append(record)
         while len(self._cleared_marks) > self._max:
             self._cleared_marks.popitem(last=False)
-        return settled
+        self._settling = settled
+        return list(settled)
+
+    def drop_unsegmented(self) -> list[SegmentRecord]:
+        """The server dropped the text it had not announced (its `cancelled`, or its stream ended):
+        that text was not heard. Returns everything the latest barge-in settled."""
+        record = self._unsegmented()
+        self._given.drop_all()
+        if record is not None:
+            record.status = SegmentStatus.NOT_HEARD
+            self._drops += 1
+            self._add(f"dropped-{self._drops}", record)
+            self._settling.append(record)
+        return list(self._settling)
 
     def records(self) -> list[SegmentRecord]:
-        return list(self._records.values())
+        unsegmented = self._unsegmented()
+        return [*self._records.values(), *([unsegmented] if unsegmented else [])]
 
     def report(self) -> HeardReport:
-        by_status: dict[SegmentStatus, list[SegmentRecord]] = {s: [] for s in SegmentStatus}
-        for record in self._records.values():
-            by_status[record.status].append(record)
+        records = self.records()
+
+        def having(*statuses: SegmentStatus) -> list[SegmentRecord]:
+            return [r for r in records if r.status in statuses]
+
         return HeardReport(
-            heard=by_status[SegmentStatus.HEARD],
-            partly_heard=by_status[SegmentStatus.PARTLY_HEARD],
-            not_heard=by_status[SegmentStatus.NOT_HEARD],
-            pending=[r for s in IN_FLIGHT for r in by_status[s]],
+            heard=having(SegmentStatus.HEARD),
+            partly_heard=having(SegmentStatus.PARTLY_HEARD),
+            not_heard=having(SegmentStatus.NOT_HEARD),
+            pending=having(*IN_FLIGHT),
         )

@@ -44,7 +44,9 @@ class PlayoutClock:
         self.sent_ms += audio_ms
 
     def cleared(self) -> None:
-        """A `clear` emptied Twilio's buffer: playback has reached everything sent."""
+        """A `clear` emptied Twilio's buffer: what was sent past the playback position was never
+        played, so the timeline continues from there (the cut segment counts only its heard part)."""
+        self.sent_ms = self.played_ms()
         self._origin = None
 
 

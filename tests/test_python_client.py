@@ -6,9 +6,11 @@ The CLI runs as a real subprocess while the server keeps serving in this test's 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +44,7 @@ from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import assert_speech_like, pcm_samples, rms
+from .test_formats import require_ffmpeg
 
 REPO = Path(__file__).resolve().parent.parent
 TONE_RATE = 24000
@@ -292,6 +295,57 @@ async def test_cli_writes_audio_files(
     expected_s = (tone_ms("One two three.") + tone_ms("Four five.")) / 1000
     assert expected_s - 0.005 <= len(samples) / rate <= expected_s + 0.1
     assert rms(samples.astype(np.float32) / (32768 if samples.dtype == np.int16 else 1)) > 0.05
+
+
+def probe(path: Path) -> tuple[str, str, float]:
+    """What the ffprobe command finds in a file: its container, its audio codec and duration (s)."""
+    command = [require_ffmpeg().replace("ffmpeg", "ffprobe"), "-v", "error", "-print_format", "json",
+               "-show_format", "-show_streams", str(path)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    info = json.loads(result.stdout)
+    (stream,) = info["streams"]
+    # A live stream's container may carry no duration: decode it to the end instead.
+    decoded = subprocess.run([require_ffmpeg(), "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar",
+                              "8000", "pipe:1"], capture_output=True, timeout=30, check=True)  # fmt: skip
+    return info["format"]["format_name"], stream["codec_name"], len(decoded.stdout) / 4 / 8000
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "suffix", "container", "codec"),
+    [
+        ("opus", ".opus", "ogg", "opus"),  # raw packets are not a file: the server's Ogg Opus instead
+        ("opus", ".ogg", "ogg", "opus"),
+        ("opus", ".webm", "matroska,webm", "opus"),
+        ("ogg_opus", ".opus", "ogg", "opus"),
+        ("mp3", ".mp3", "mp3", "mp3"),
+        ("flac", ".flac", "flac", "flac"),
+    ],
+)
+async def test_cli_file_output_is_always_a_playable_container(
+    tone_server: RunningServer, tmp_path: Path, audio_format: str, suffix: str, container: str, codec: str
+) -> None:
+    out = tmp_path / f"speech{suffix}"
+    run = await say("One two three. Four five.", "--url", tone_server.ws_url, "--format", audio_format,
+                    "--out", str(out))  # fmt: skip
+    assert (run.code, run.stderr) == (0, "")
+    found_container, found_codec, seconds = probe(out)
+    assert (found_container, found_codec) == (container, codec)
+    expected_s = (tone_ms("One two three.") + tone_ms("Four five.")) / 1000
+    assert expected_s - 0.01 <= seconds <= expected_s + 0.6  # MP3's encoder delay at each segment's ends
+
+
+async def test_cli_raw_packets_only_to_a_raw_file_and_no_container_mismatch(
+    tone_server: RunningServer, tmp_path: Path
+) -> None:
+    raw = tmp_path / "speech.raw"
+    run = await say("One two three.", "--url", tone_server.ws_url, "--format", "opus", "--out", str(raw))
+    assert run.code == 0 and raw.stat().st_size > 0 and not raw.read_bytes().startswith(b"OggS")
+    for audio_format, name in [("opus", "x.bin"), ("mulaw", "x.wav"), ("mp3", "x.ogg")]:
+        refused = await say("Hi.", "--url", tone_server.ws_url, "--format", audio_format,
+                            "--out", str(tmp_path / name))  # fmt: skip
+        assert refused.code == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert not (tmp_path / name).exists()
 
 
 async def test_cli_raw_pcm_on_stdout_with_verbose_timings(tone_server: RunningServer) -> None:

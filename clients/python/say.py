@@ -13,61 +13,17 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Protocol
 
-from .audio_file import CONTAINERS, PcmFileWriter
+from .audio_file import CONTAINERS
 from .errors import ConnectFailed, ConnectionLost, HandshakeRejected, InvalidServerUrl, ServerError, Unauthorized
-from .messages import AudioChunk, Error, Event, Ready, Warning
+from .messages import AudioChunk, Error, Event, Warning
+from .output import OutputPlan, UsageError, plan_output
 from .report import Reporter
 from .stdin_text import stdin_chunks
 from .stream import DEFAULT_URL, StreamOptions, connect, redacted
 from .synthesize import ResultCollector, run_stream
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-RAW_SUFFIXES = (".raw", ".pcm")
-
-
-class UsageError(Exception):
-    pass
-
-
-class Sink(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _BinarySink:
-    """The server's bytes as they come: raw PCM (or a format asked for with --format)."""
-
-    def __init__(self, target: BinaryIO, close_target: bool) -> None:
-        self._target = target
-        self._close_target = close_target
-
-    def write(self, data: bytes) -> None:
-        self._target.write(data)
-        self._target.flush()  # a player on the other end of a pipe should hear it now
-
-    def close(self) -> None:
-        if self._close_target:
-            self._target.close()
-
-
-@dataclass(frozen=True)
-class OutputPlan:
-    path: Path | None
-    """None: stdout."""
-    encode_here: bool
-    """Encode PCM into the container of the file's extension (audio_file.py says why)."""
-
-    def open(self, ready: Ready) -> Sink:
-        if self.path is None:
-            return _BinarySink(sys.stdout.buffer, close_target=False)
-        if self.encode_here:
-            return PcmFileWriter(self.path, ready.sample_rate)
-        return _BinarySink(self.path.open("wb"), close_target=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--format",
         default="pcm",
         help="what the server sends (default pcm). With pcm, --out FILE is encoded here by its extension; "
-        "with any other format the server's stream is written as it comes",
+        "another format must make a file of that type (mp3 for .mp3; opus for .opus/.ogg/.webm is asked as the "
+        "server's Ogg or WebM Opus), or go to stdout or a .raw file as it comes",
     )
     parser.add_argument("--sample-rate", type=int)
     parser.add_argument("--speed", type=float)
@@ -106,26 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def plan_output(out: str | None, audio_format: str, stdout_is_tty: bool) -> OutputPlan:
-    if out is None:
-        if stdout_is_tty:
-            raise UsageError("stdout is a terminal: give --out FILE, or pipe the audio into a player")
-        out = "-"
-    if out == "-":
-        return OutputPlan(path=None, encode_here=False)
-    path = Path(out)
-    if not path.parent.is_dir():
-        raise UsageError(f"no such directory: {path.parent}")
-    suffix = path.suffix.lower()
-    if audio_format != "pcm" or suffix in RAW_SUFFIXES:
-        return OutputPlan(path=path, encode_here=False)
-    if suffix not in CONTAINERS:
-        raise UsageError(f"cannot tell the file type of {out}: use {', '.join(CONTAINERS)}, .raw, or --format")
-    return OutputPlan(path=path, encode_here=True)
-
-
-def stream_options(args: argparse.Namespace) -> StreamOptions:
-    options = StreamOptions(format=args.format, max_lead_ms=0)  # stored or piped, never cancelled: unpaced
+def stream_options(args: argparse.Namespace, plan: OutputPlan) -> StreamOptions:
+    options = StreamOptions(format=plan.server_format, max_lead_ms=0)  # stored or piped, never cancelled: unpaced
     for name in ("provider", "voice", "sample_rate", "speed", "language"):
         if (value := getattr(args, name)) is not None:
             options[name] = value
@@ -134,7 +73,7 @@ def stream_options(args: argparse.Namespace) -> StreamOptions:
 
 async def speak(args: argparse.Namespace, plan: OutputPlan, reporter: Reporter) -> int:
     text: str | AsyncIterable[str] = stdin_chunks() if args.stdin else args.text
-    async with connect(args.url, api_key=args.api_key, token=args.token, **stream_options(args)) as stream:
+    async with connect(args.url, api_key=args.api_key, token=args.token, **stream_options(args, plan)) as stream:
         assert stream.ready is not None
         reporter.ready(stream.ready, to_stdout=plan.path is None)
         collector = ResultCollector(stream, keep_audio=False)

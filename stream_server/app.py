@@ -16,13 +16,14 @@ from starlette.routing import Route, WebSocketRoute
 
 from .protocol import Config
 from .providers import Provider, build_providers
+from .request_id import RequestId
 from .security.access import Access
 from .security.guard import Guard
 from .server_state import ServerState
 from .session import resolve_options
 from .session.options import check_defaults
 from .settings import Settings
-from .transports.catalog import list_formats, list_models, list_voices
+from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
 from .transports.openai_speech import speech
@@ -73,6 +74,9 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            # LiveKit's OpenAI plugin warms its connection with `GET /v1/`.
+            Route("/v1/", api_index, methods=["GET"]),
+            Route("/v1", api_index, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/formats", list_formats, methods=["GET"]),
             Route("/v1/voices", list_voices, methods=["GET"]),
@@ -100,7 +104,9 @@ async def _json_http_error(request: Request, exc: Exception) -> Response:
 
 
 def _middleware(settings: Settings, access: Access) -> list[Middleware]:
-    # Outermost first: CORS answers preflights and adds its headers to the guard's refusals too.
+    # Outermost first: every answer gets its request id; CORS answers preflights and adds its
+    # headers to the guard's refusals too.
+    request_id = Middleware(RequestId)
     guard = Middleware(
         Guard,
         access=access,
@@ -109,12 +115,13 @@ def _middleware(settings: Settings, access: Access) -> list[Middleware]:
         open_to_any_host=settings.insecure_no_auth,
     )
     if not settings.allowed_origins:
-        return [guard]
+        return [request_id, guard]
     cors = Middleware(
         CORSMiddleware,
         allow_origins=list(settings.allowed_origins),
         allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Content-Type", "Last-Event-ID", "Authorization"],
+        allow_headers=["Content-Type", "Last-Event-ID", "Authorization", "X-Request-Id"],
+        expose_headers=["X-Request-Id"],
     )
-    return [cors, guard]
+    return [request_id, cors, guard]
 

@@ -154,3 +154,33 @@ async def test_a_client_that_drops_the_request_leaves_no_stream(tone_server: Run
     writer.transport.abort()  # gone mid-answer
     await wait_for(lambda: not tone_server.state.streams)
     assert tone_server.state.metrics.active_streams.labels("speech")._value.get() == 0
+
+
+@pytest.mark.parametrize("text", ["   ", " \n\t \n\n "])
+async def test_input_with_nothing_to_speak_is_refused_before_the_status_line(
+    tone_server: RunningServer, text: str
+) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        response = await http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": text})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "empty_input"
+    assert not tone_server.state.streams
+
+
+async def test_an_option_in_the_query_string_is_refused_not_ignored(tone_server: RunningServer) -> None:
+    body = {"model": "tts-1", "voice": "alloy", "input": "Hello there."}
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        response = await http.post("/v1/audio/speech?response_format=opus&speed=2", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "bad_message"
+    assert "'response_format'" in error["message"] and "'speed'" in error["message"]
+
+
+async def test_pcm_is_audio_pcm_as_openai_answers_it(tone_server: RunningServer) -> None:
+    body = {"model": "tts-1", "voice": "alloy", "input": "Hello there.", "response_format": "pcm"}
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        speech = await http.post("/v1/audio/speech", json=body)
+        formats = (await http.get("/v1/formats")).json()["formats"]
+    assert speech.status_code == 200 and speech.headers["content-type"] == "audio/pcm"
+    # The server's own protocol keeps its documented name.
+    assert next(f["mime"] for f in formats if f["name"] == "pcm") == "audio/L16"

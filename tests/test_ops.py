@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Mount
 from websockets.asyncio.client import connect
 
 from .conftest import RunningServer, run_server, tone_settings
@@ -72,3 +76,43 @@ async def test_cors_for_configured_origins(tone_provider) -> None:
             other = await http.get("/v1/voices", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_the_api_index_lists_every_route_with_its_docs(tone_server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        index = await http.get("/v1/")
+        bare = await http.get("/v1")
+    assert index.status_code == 200 and bare.json() == index.json()
+    listed = {(e["method"], e["path"]) for e in index.json()["endpoints"]}
+    routes = set()
+    for route in tone_server.server.config.app.routes:
+        path = route.path.replace("{session_id}", "{id}")
+        # Everything but the index itself and the demo page with its files.
+        if path not in ("/v1", "/v1/", "/") and not isinstance(route, Mount):
+            methods = getattr(route, "methods", None) or {"GET"}  # a WebSocket route: its GET upgrade
+            routes |= {(m, path) for m in methods if m != "HEAD"}
+    assert listed == routes
+    api_md = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    for entry in index.json()["endpoints"]:
+        doc, _, anchor = entry["docs"].partition("#")
+        assert (Path(__file__).parent.parent / doc).exists()
+        if anchor:
+            assert f"(#{anchor})" in api_md, anchor  # the Contents links each section's anchor
+
+
+async def test_every_answer_carries_a_request_id(tone_server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        answers = [
+            await http.get("/healthz"),
+            await http.get("/v1/nothing"),
+            await http.post("/v1/tts/stream", json={"text": "Hi there."}),
+            await http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": "Hi."}),
+        ]
+        ids = [answer.headers["x-request-id"] for answer in answers]
+        echoed = await http.get("/healthz", headers={"x-request-id": "trace-42.a:b"})
+        insane = await http.get("/healthz", headers={"x-request-id": "has spaces\tand tabs"})
+    assert all(re.fullmatch(r"req_[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == len(ids)
+    assert echoed.headers["x-request-id"] == "trace-42.a:b"
+    assert re.fullmatch(r"req_[0-9a-f]{32}", insane.headers["x-request-id"])
+    async with connect(tone_server.ws_url, additional_headers={"x-request-id": "ws-7"}) as ws:
+        assert ws.response is not None and ws.response.headers["x-request-id"] == "ws-7"

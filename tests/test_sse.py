@@ -318,3 +318,11 @@ async def test_a_finished_sse_session_frees_its_stream_slot_but_keeps_its_events
         assert second.status_code == 201  # the finished session no longer holds the slot
         again = await http.get(first["events_url"], headers={"Last-Event-ID": "0"})
         assert again.status_code == 200 and "event: done" in again.text
+
+
+async def test_query_options_beside_a_json_body_are_refused_not_ignored(tone_server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
+        response = await http.post("/v1/tts/stream?format=opus", json={"text": "Hello there."})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "bad_message" and "'format'" in error["message"]

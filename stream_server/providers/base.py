@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # Re-exported: the chunks a provider yields are media, defined below every package that shares them.
 from ..media import PcmChunk as PcmChunk
@@ -115,3 +115,18 @@ class Provider(Protocol):
     def stats(self) -> dict[str, int]:
         """Counters for /healthz (e.g. inference jobs in flight)."""
         ...
+
+
+@runtime_checkable
+class Breaking(Protocol):
+    """A provider that may refuse every request for a while (a cloud provider whose circuit
+    breaker is open). Local providers do not implement it: they are always available."""
+
+    def unavailable_for_s(self) -> float | None:
+        """Seconds until it takes requests again; None while it takes them."""
+        ...
+
+
+def unavailable_for_s(provider: Provider) -> float | None:
+    """How long `provider` refuses every request (None: it takes them now)."""
+    return provider.unavailable_for_s() if isinstance(provider, Breaking) else None

@@ -124,6 +124,16 @@ class CircuitBreaker:
             return True
         return False
 
+    def closed_for_s(self) -> float | None:
+        """Seconds until `allow` says yes again; None when it would now."""
+        if self._opened_at is None:
+            return None
+        left = self._cooldown - (self._clock() - self._opened_at)
+        if left > 0:
+            return left
+        # Half open: free when no trial is out; while one is, ask again soon (it decides).
+        return min(1.0, self._cooldown) if self._trial else None
+
     def success(self) -> None:
         self._failures = 0
         self._opened_at = None
@@ -371,6 +381,9 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def unavailable_for_s(self) -> float | None:
+        return self._breaker.closed_for_s()
 
     def stats(self) -> dict[str, int]:
         return {"requests": self._requests, "failures": self._failures, "breaker_open": int(self._breaker.state != "closed")}

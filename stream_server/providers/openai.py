@@ -49,7 +49,7 @@ SPEECH_PATH = "/v1/audio/speech"
 
 class OpenAISettings(ProviderSettings, kw_only=True):
     base_url: Annotated[
-        str, Meta(description="OpenAI-compatible API base (the official one or a relay), without /v1.")
+        str, Meta(description="OpenAI-compatible API base (the official one or a relay), with or without /v1.")
     ] = "https://api.openai.com"
     api_key: Annotated[str | None, Meta(description="OpenAI-compatible API key (never logged).")] = None
     model: Annotated[str, Meta(description="Model for /v1/audio/speech.")] = "gpt-4o-mini-tts"
@@ -238,7 +238,7 @@ def _is_tts1(model: str) -> bool:
 
 
 def _without_v1(settings: HttpSettings) -> HttpSettings:
-    """The base URL is documented without /v1, but relays document theirs with it: take both."""
+    """The base URL may end in /v1 (relays document theirs so) or not, with a slash or without."""
     base = settings.base_url.rstrip("/")
     return replace(settings, base_url=base.removesuffix("/v1")) if base.endswith("/v1") else settings
 

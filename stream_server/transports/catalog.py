@@ -74,3 +74,35 @@ async def list_models(request: Request) -> JSONResponse:
             ],
         }
     )
+
+
+# (method, path, what, where it is documented): the index `GET /v1/` answers.
+ENDPOINTS = (
+    ("GET", "/v1/tts/stream", "WebSocket: the streaming protocol", "docs/protocol.md"),
+    ("POST", "/v1/tts/stream", "one request, Server-Sent Events back", "docs/api.md#post-v1ttsstream"),
+    ("POST", "/v1/tts/sessions", "an SSE session: text by POST, events by GET", "docs/api.md#sse-sessions"),
+    ("POST", "/v1/tts/sessions/{id}/text", "text for an SSE session", "docs/api.md#post-v1ttssessionsidtext"),
+    ("GET", "/v1/tts/sessions/{id}/events", "an SSE session's events", "docs/api.md#get-v1ttssessionsidevents"),
+    ("DELETE", "/v1/tts/sessions/{id}", "barge-in on an SSE session", "docs/api.md#delete-v1ttssessionsid"),
+    ("POST", "/v1/audio/speech", "OpenAI-compatible speech", "docs/api.md#post-v1audiospeech"),
+    ("GET", "/v1/models", "providers and their capabilities", "docs/api.md#get-v1models"),
+    ("GET", "/v1/voices", "voices by provider", "docs/api.md#get-v1voices"),
+    ("GET", "/v1/formats", "output formats", "docs/api.md#get-v1formats"),
+    ("POST", "/v1/tokens", "a single-use token for a browser's WebSocket", "docs/api.md#post-v1tokens"),
+    ("GET", "/healthz", "alive, with leak counters", "docs/api.md#get-healthz"),
+    ("GET", "/readyz", "ready for traffic", "docs/api.md#get-readyz"),
+    ("GET", "/metrics", "Prometheus metrics", "docs/api.md#get-metrics"),
+)
+
+
+async def api_index(request: Request) -> JSONResponse:
+    """`GET /v1/`: what the API offers (clients such as LiveKit's probe it to warm a connection)."""
+    return JSONResponse(
+        {
+            "object": "api",
+            "endpoints": [
+                {"method": method, "path": path, "what": what, "docs": docs}
+                for method, path, what, docs in ENDPOINTS
+            ],
+        }
+    )

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.codec import TOO_DEEP
+from ..providers.base import unavailable_for_s
 from ..server_state import ServerState
 from ..session import StreamOptions, resolve_options
 
@@ -79,3 +80,30 @@ def options_for(state: ServerState, config: Config) -> StreamOptions:
         return resolve_options(config, state.settings, state.providers)
     except ProtocolError as exc:
         raise http_error(exc) from None
+
+
+def refuse_query(request: Request, *, where: str) -> None:
+    """A request whose options travel in its JSON body takes none in its URL: a query parameter
+    would otherwise be silently ignored (`?response_format=opus` answered in mp3)."""
+    if names := sorted(set(request.query_params)):
+        listed = ", ".join(repr(name) for name in names)
+        plural = "s" if len(names) > 1 else ""
+        raise HttpError(
+            400, ErrorCode.BAD_MESSAGE, f"unexpected query parameter{plural} {listed}: the options go in {where}"
+        )
+
+
+def require_a_provider(state: ServerState, options: StreamOptions) -> None:
+    """Refuses (503 provider_unavailable, with Retry-After) a stream no provider of its chain can
+    speak now, every one of them failing fast behind an open circuit breaker: before the status
+    line, rather than a 200 with no audio."""
+    chain = [state.providers[options.provider], *(provider for provider, _ in state.factory.fallbacks(options))]
+    waits = [unavailable_for_s(provider) for provider in chain]
+    if all(wait is not None for wait in waits):
+        names = ", ".join(provider.name for provider in chain)
+        raise HttpError(
+            503,
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            f"{names}: unavailable after repeated failures (circuit breaker open); retry later",
+            retry_after_s=min(w for w in waits if w is not None),
+        )

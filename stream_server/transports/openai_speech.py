@@ -21,10 +21,12 @@ from starlette.responses import Response
 from ..logs import log_event
 from ..media import EncodedFrame
 from ..protocol import Config, Done, Error
+from ..request_id import request_id_of
 from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import Output
-from .http_common import HttpError, options_for, read_body
+from ..text import split_segments
+from .http_common import HttpError, options_for, read_body, refuse_query, require_a_provider
 from .http_stream import StreamedResponse, open_stream, stream_response
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ logger = logging.getLogger(__name__)
 FORMATS = {"mp3": "mp3", "opus": "ogg_opus", "aac": "aac", "flac": "flac", "wav": "wav", "pcm": "pcm"}
 OPENAI_RATE = 24000
 MAX_INPUT_CHARS = 4096  # as OpenAI's API
+# OpenAI answers pcm as `audio/pcm`, and clients (LiveKit's plugin) know only that name; this
+# server's own protocol says `audio/L16` (its `ready`, /v1/formats).
+OPENAI_PCM_MIME = "audio/pcm"
+EMPTY_INPUT = "empty_input"
 
 
 class VoiceRef(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,12 +59,20 @@ class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 async def speech(request: Request) -> Response | StreamedResponse:
     state: ServerState = request.app.state.server
     try:
+        refuse_query(request, where="the JSON body")
         body = await read_body(request, SpeechRequest, state.settings.max_message_bytes)
         options = options_for(state, _config(state, body))
+        # What can be known before the status line is refused there: a 200 promises audio.
+        if not split_segments(body.input, language=options.language):
+            raise HttpError(400, EMPTY_INPUT, "`input` has nothing to speak (only whitespace)")
+        require_a_provider(state, options)
         stream = open_stream(state, options, "speech", client_of(request), text=body.input)
     except HttpError as exc:
         return exc.response()
-    log_event(logger, "speech.open", stream=stream.id, provider=options.provider, format=options.format.name)
+    log_event(
+        logger, "speech.open", stream=stream.id, request=request_id_of(request), provider=options.provider,
+        format=options.format.name,
+    )
 
     def audio(output: Output) -> bytes | None:
         if type(output) is EncodedFrame:
@@ -83,7 +97,8 @@ async def speech(request: Request) -> Response | StreamedResponse:
 
     if body.stream_format == "sse":
         return stream_response(state, stream, "text/event-stream", events)
-    return stream_response(state, stream, options.format.mime, audio)
+    mime = OPENAI_PCM_MIME if body.response_format == "pcm" else options.format.mime
+    return stream_response(state, stream, mime, audio)
 
 
 def _config(state: ServerState, body: SpeechRequest) -> Config:

@@ -7,21 +7,25 @@ the query string. The events are those of an SSE session (see sse_sessions.py), 
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..logs import log_event
 from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
+from ..request_id import request_id_of
 from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import Output, Stopped, config_from_query
-from .http_common import HttpError, http_error, options_for, read_body
+from .http_common import HttpError, http_error, options_for, read_body, refuse_query
 from .http_stream import StreamedResponse, open_stream, stream_response
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class StreamText(msgspec.Struct):
@@ -35,6 +39,7 @@ async def stream(request: Request) -> Response | StreamedResponse:
         if plain:
             config, text = config_from_query(request.query_params), None
         else:
+            refuse_query(request, where="the JSON body (or send the text as text/plain)")
             # The body is a `config` plus "text": each part is checked by its own type.
             fields = await read_body(request, dict[str, object], state.settings.max_message_bytes)
             text = _convert({"text": fields.pop("text", None)}, StreamText).text
@@ -46,6 +51,10 @@ async def stream(request: Request) -> Response | StreamedResponse:
         return http_error(exc).response()
     except HttpError as exc:
         return exc.response()
+    log_event(
+        logger, "sse_stream.open", stream=session.id, request=request_id_of(request), provider=options.provider,
+        format=options.format.name,
+    )
     encoder = SseEncoder()
 
     def render(output: Output) -> bytes | None:

@@ -104,14 +104,19 @@ async def paced(data: bytes, options: EmulatorOptions, bytes_per_second: float) 
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--api-key", default="test-key")
-    parser.add_argument("--first-byte-ms", type=float, default=0.0)
+    defaults = EmulatorOptions()
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9001, help="listen port, 0 for any free one (default: %(default)s)")
+    parser.add_argument(
+        "--api-key", default=defaults.api_key, help="the key the emulator expects from clients (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--first-byte-ms", type=float, default=0.0, help="delay before the first audio (default: %(default)s)"
+    )
     parser.add_argument("--rtf", type=float, default=0.0, help="real-time factor of the audio stream (0: at once)")
-    parser.add_argument("--fault", choices=[f.value for f in Fault], default="none")
+    parser.add_argument("--fault", choices=[f.value for f in Fault], default="none", help="a fault to inject")
     parser.add_argument("--fault-times", type=int, default=0, help="faulty requests before behaving (0: all)")
-    parser.add_argument("--retry-after-s", type=float, default=0.2)
+    parser.add_argument("--retry-after-s", type=float, default=0.2, help="Retry-After of the 429 fault")
 
 
 def options_from(args: argparse.Namespace) -> EmulatorOptions:

@@ -20,7 +20,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
 from stream_server.logs import JsonFormatter
+from stream_server.protocol import ProtocolError
 from stream_server.providers.tone import ToneProvider
+from stream_server.security import TokenIssuer
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import receive, receive_all, receive_until, send
@@ -82,7 +84,7 @@ async def test_http_needs_a_known_key_except_the_public_endpoints(tone_provider:
         assert (await http.post("/v1/audio/speech", json=speech)).status_code == 401
         assert (await http.post("/v1/tts/sessions", json={})).status_code == 401
         assert (await http.post("/v1/tokens")).status_code == 401
-        for public in ("/healthz", "/readyz", "/metrics", "/v1/voices", "/v1/formats", "/v1/models"):
+        for public in ("/healthz", "/readyz", "/metrics", "/v1/", "/v1/voices", "/v1/formats", "/v1/models"):
             assert (await http.get(public)).status_code == 200, public
 
 
@@ -131,6 +133,46 @@ async def test_an_open_server_on_loopback_needs_no_key_and_ignores_tokens(tone_s
     async with connect(f"{tone_server.ws_url}?token=none") as ws:
         assert (await receive(ws))["type"] == "ready"
         await speak(ws, "Open.")
+
+
+async def test_each_refused_credential_says_what_was_wrong(tone_provider: ToneProvider) -> None:
+    async with keyed_server(tone_provider) as server, httpx.AsyncClient(base_url=server.http_url) as http:
+
+        async def http_message(path: str = "/v1/tokens", **headers: str) -> str:
+            response = await http.post(path, headers=headers)
+            assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+            return response.json()["error"]["message"]
+
+        async def ws_message(query: str = "") -> str:
+            body = await refused_body(server.ws_url + query)
+            assert body["error"]["code"] == "unauthorized"
+            return body["error"]["message"]
+
+        assert (await http_message()).startswith("no API key")
+        assert await http_message(Authorization="Bearer sk-nope") == "unknown API key"
+        assert "'Basic' is not taken" in await http_message(Authorization=f"Basic {KEY}")
+        assert "opens a WebSocket only" in await http_message("/v1/tokens?token=abc")
+        assert (await ws_message()).startswith("no credential")
+        token = (await http.post("/v1/tokens", headers=BEARER)).json()["token"]
+        async with connect(f"{server.ws_url}?token={token}") as ws:
+            assert (await receive(ws))["type"] == "ready"
+        assert "already used" in await ws_message(f"?token={token}")
+        payload, _, signature = token.partition(".")
+        assert "not issued by this server" in await ws_message(f"?token={payload}.{signature[::-1]}")
+        assert "malformed" in await ws_message("?token=no-dot-at-all")
+
+
+def test_an_expired_token_says_expired_even_once_forgotten() -> None:
+    now = [1000.0]
+    issuer = TokenIssuer(60, clock=lambda: now[0])
+    token, used = issuer.mint("alice"), issuer.mint("alice")
+    issuer.redeem(used)
+    now[0] += 61
+    issuer.mint("alice")  # forgets the expired ones
+    for stale in (token, used):
+        with pytest.raises(ProtocolError) as refused:
+            issuer.redeem(stale)
+        assert "expired" in refused.value.message
 
 
 # -- origins -------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from .access import Access
 from .keys import ANONYMOUS, Client
 
 # Open to anyone: the demo page, operations, and the catalog (what the server offers, free to ask).
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/v1/voices", "/v1/formats", "/v1/models"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/metrics", "/v1", "/v1/", "/v1/voices", "/v1/formats", "/v1/models"}
+)
 PUBLIC_PREFIXES = ("/static/",)
 # Not counted against --max-connections: probes must get through to a full server.
 UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -110,10 +112,18 @@ class Guard:
                 return client
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or is_sse_events(path):
             return ANONYMOUS
-        raise ProtocolError(
-            ErrorCode.UNAUTHORIZED,
-            "send 'Authorization: Bearer <API key>' (browsers: a token from POST /v1/tokens as ?token=)",
-        )
+        raise ProtocolError(ErrorCode.UNAUTHORIZED, _missing_credential(scope, scheme))
+
+
+def _missing_credential(scope: Scope, scheme: str) -> str:
+    """What to send instead, for a request that brought no usable credential."""
+    if scheme and scheme.lower() != "bearer":
+        return f"the Authorization scheme {scheme[:20]!r} is not taken: send 'Authorization: Bearer <API key>'"
+    if scope["type"] == "websocket":
+        return "no credential: send 'Authorization: Bearer <API key>' (browsers: a token from POST /v1/tokens as ?token=)"
+    if b"token=" in scope.get("query_string", b""):
+        return "no API key: a ?token= opens a WebSocket only; HTTP requests send 'Authorization: Bearer <API key>'"
+    return "no API key: send 'Authorization: Bearer <API key>'"
 
 
 def _is_loopback_host(host: str | None) -> bool:

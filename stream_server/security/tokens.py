@@ -56,21 +56,26 @@ class TokenIssuer:
     def redeem(self, token: str) -> str:
         """The key's name the token was minted for; the token cannot be used again.
 
-        Raises `ProtocolError(unauthorized)` for a forged, expired, used or malformed token.
+        Raises `ProtocolError(unauthorized)` saying which: a malformed token, one this server did
+        not sign (forged, or from before a restart), an expired one, or one already used.
         """
-        refused = ProtocolError(ErrorCode.UNAUTHORIZED, "the token is invalid, expired or already used")
+        malformed = _refused("the token is malformed (expected the token from POST /v1/tokens, as is)")
         payload_b64, dot, signature_b64 = token.partition(".")
         if not dot or len(token) > 512:
-            raise refused
+            raise malformed
         try:
             payload, signature = _unb64(payload_b64), _unb64(signature_b64)
         except ValueError:
-            raise refused from None
+            raise malformed from None
         if not hmac.compare_digest(signature, self._sign(payload)):
-            raise refused
+            raise _refused("the token was not issued by this server (or it restarted since): get a new one")
         claims = msgspec.json.decode(payload, type=_Claims)  # signed by us: well-formed
-        if self._outstanding.pop(claims.n, None) is None or claims.e <= self._clock():
-            raise refused
+        # Past its expiry it is refused as expired, whether or not it was used.
+        if claims.e <= self._clock():
+            self._outstanding.pop(claims.n, None)
+            raise _refused("the token expired: get a new one from POST /v1/tokens")
+        if self._outstanding.pop(claims.n, None) is None:
+            raise _refused("the token was already used (each opens one WebSocket): get a new one")
         return claims.k
 
     def _sign(self, payload: bytes) -> bytes:
@@ -80,6 +85,10 @@ class TokenIssuer:
         now = self._clock()
         for nonce in [n for n, claims in self._outstanding.items() if claims.e <= now]:
             del self._outstanding[nonce]
+
+
+def _refused(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.UNAUTHORIZED, message)
 
 
 def _b64(data: bytes) -> str:

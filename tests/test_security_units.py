@@ -77,16 +77,37 @@ def test_two_keys_with_one_name_and_a_missing_file_are_refused(tmp_path: Path) -
         KeyStore.load((), str(tmp_path / "missing"))
 
 
-def test_hash_key_command_prints_a_file_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "stream_server.security", "hash-key", "ops"],
-        input="sk-ops-key\n",
+def hash_key_command(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_server.security", "hash-key", *args],
+        input=stdin,
         capture_output=True,
         text=True,
-        check=True,
+        timeout=30,
     )
-    assert done.stdout.strip() == key_line("ops", "sk-ops-key")
+
+
+def test_hash_key_command_prints_a_file_line() -> None:
+    done = hash_key_command("ops", stdin="sk-ops-key-0123456789\n")
+    assert done.returncode == 0
+    assert done.stdout.strip() == key_line("ops", "sk-ops-key-0123456789")
     assert "sk-ops-key" not in done.stdout
+
+
+def test_hash_key_refuses_a_short_key_and_generates_a_long_one(tmp_path: Path) -> None:
+    short = hash_key_command("ops", stdin="abcde\n")
+    assert (short.returncode, short.stdout) == (2, "")
+    assert short.stderr.count("\n") == 1 and "5 characters" in short.stderr and "at least 16" in short.stderr
+
+    made = hash_key_command("--generate", "alice")
+    assert made.returncode == 0
+    key = made.stderr.strip().rsplit(" ", 1)[-1]
+    assert len(key) >= 16 and key not in made.stdout
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(made.stdout)
+    store = KeyStore.load((), str(keys_file))
+    found = store.lookup(key)
+    assert found is not None and found.label == "alice"
 
 
 # -- tokens --------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ A keys file holds one key per line, never the key itself:
     alice      sha256:9f86d08188...                        max_streams=5 chars_per_minute=20000
     bot-prod   sha256:60303ae22b...
 
-`python -m stream_server.security hash-key NAME` reads a key on stdin and prints its line. Keys
-are long random strings (e.g. `secrets.token_urlsafe(32)`), so one SHA-256 is enough: a slow hash
-protects guessable passwords, and it would cost every request its time.
+`python -m stream_server.security hash-key NAME` reads a key on stdin and prints its line
+(`hash-key --generate NAME` makes the key too). Keys are long random strings (`new_key()`), so one
+SHA-256 is enough: a slow hash protects guessable passwords, and it would cost every request its
+time. That is also why hash-key refuses keys shorter than `MIN_KEY_CHARS`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,15 @@ class Client:
 
 
 ANONYMOUS = Client(None)
+
+
+MIN_KEY_CHARS = 16
+"""Shorter keys could be guessed, and a fast hash would not slow the guessing down."""
+
+
+def new_key() -> str:
+    """A random key: 32 bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
 
 
 def hash_key(key: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Mapping
 from types import FrameType
 
@@ -79,6 +80,8 @@ class StreamServer(uvicorn.Server):
             # Asked twice: stop now, and still exit 0 (uvicorn would re-raise a signal it recorded).
             if self.should_exit:
                 self.force_exit = True
+            else:
+                self._loop.call_soon_threadsafe(self._say_exiting_now)
             self.should_exit = True
             return
         # A signal handler runs between two bytecodes of the loop: hand the work to the loop.
@@ -87,12 +90,31 @@ class StreamServer(uvicorn.Server):
     async def _drain_when_asked(self) -> None:
         assert self._drain_asked is not None
         await self._drain_asked.wait()
-        app = self.config.app
-        assert isinstance(app, Starlette)  # uvicorn_config's
-        state: ServerState = app.state.server
+        state = self._state()
         grace_s = state.settings.shutdown_grace_s
-        log_event(logger, "server.draining", streams=len(state.streams), grace_s=grace_s)
+        streams = len(state.streams)
+        # Whoever pressed Ctrl-C is told why the process has not exited, and how to make it.
+        _tell(
+            f"draining: new streams are refused; {streams} open stream{'' if streams == 1 else 's'} "
+            f"get up to {grace_s:g} s to finish (--shutdown-grace-s). Press Ctrl-C again to exit now."
+        )
+        log_event(logger, "server.draining", streams=streams, grace_s=grace_s, second_signal="exits now")
         stopped = await state.admission.drain(grace_s)
         closed = await state.admission.wait_all_closed(GRACEFUL_SHUTDOWN_S)
         log_event(logger, "server.drained", stopped=stopped, streams_left=0 if closed else len(state.streams))
         self.should_exit = True
+
+    def _say_exiting_now(self) -> None:
+        streams = len(self._state().streams)
+        _tell(f"exiting now: {streams} open stream{'' if streams == 1 else 's'} cut off (WebSockets get close 1012).")
+        log_event(logger, "server.exit_now", streams=streams)
+
+    def _state(self) -> ServerState:
+        app = self.config.app
+        assert isinstance(app, Starlette)  # uvicorn_config's
+        return app.state.server
+
+
+def _tell(message: str) -> None:
+    """A plain line for the person at the terminal, besides the JSON log on the same stderr."""
+    print(f"stream_server: {message}", file=sys.stderr, flush=True)

@@ -90,3 +90,11 @@ async def test_a_second_signal_stops_at_once() -> None:
         await asyncio.wait_for(server.process.wait(), 30)
     # Not stuck for 600 s, and still a clean exit (uvicorn would re-raise a signal it recorded).
     assert server.process.returncode == 0
+    assert ws.close_code == 1012  # protocol.md's close codes: the server stopped at once
+    # The person at the terminal is told what happens and how to skip the wait, in plain words.
+    said = [line.strip() for line in server.lines if line.startswith("stream_server: ")]
+    assert len(said) == 2, "".join(server.lines)
+    assert "draining" in said[0] and "up to 600 s" in said[0] and "Ctrl-C again to exit now" in said[0]
+    assert said[1].startswith("stream_server: exiting now")
+    events = [entry["event"] for entry in server.log()]
+    assert events.index("server.draining") < events.index("server.exit_now")

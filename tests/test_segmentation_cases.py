@@ -167,6 +167,28 @@ LISTS_AND_LINES: list[Case] = [
     ("Item 1. The car 2. The bus", ["Item 1.", "The car 2.", "The bus"]),
     ("-5 degrees\nis cold", ["-5 degrees\nis cold"]),
     ("Total:\n12 apples in stock", ["Total:\n12 apples in stock"]),
+    # A single newline after a finished short line, before a capital: an LLM's lines and headings.
+    ("First line without a stop\nSecond line without a stop", ["First line without a stop", "Second line without a stop"]),
+    ("Ingredients\nTwo eggs\nA cup of flour\nBake it", ["Ingredients", "Two eggs", "A cup of flour", "Bake it"]),
+    ("**Step one**\nMix the flour", ["**Step one**", "Mix the flour"]),
+    ("Chapter 1\r\n  The beginning", ["Chapter 1", "The beginning"]),
+    ('Quotes\n"Never give up" said he', ["Quotes", '"Never give up" said he']),
+    ("Party time 🎉\nBring snacks", ["Party time 🎉", "Bring snacks"]),
+    # Wrapped prose stays whole: the next line starts lower case, or the line goes on, or is long.
+    ("The quick brown fox jumps over the lazy dog and\nthen it runs away", ["The quick brown fox jumps over the lazy dog and\nthen it runs away"]),
+    ("Hello there\nfriend of mine", ["Hello there\nfriend of mine"]),
+    ("She bought apples, pears,\nPlums and figs.", ["She bought apples, pears,\nPlums and figs."]),
+    ("We drove to the\nCity of London.", ["We drove to the\nCity of London."]),
+    ("I met my friend and\nJohn came too.", ["I met my friend and\nJohn came too."]),
+    ("A well-\nKnown fact.", ["A well-\nKnown fact."]),
+    ("Talk to Dr.\nSmith tomorrow.", ["Talk to Dr.\nSmith tomorrow."]),
+    (
+        "It was a bright cold day in April and the clocks were\nStriking thirteen as Winston walked home.",
+        ["It was a bright cold day in April and the clocks were\nStriking thirteen as Winston walked home."],
+    ),
+    ("He said (wait\nFor me) and left.", ["He said (wait\nFor me) and left."]),
+    ("Der Mann sah einen\nHund im Park.", ["Der Mann sah einen\nHund im Park."], {"language": "de"}),
+    ("Done. Next part\nThe end", ["Done.", "Next part", "The end"]),
 ]
 
 SCRIPTS: list[Case] = [

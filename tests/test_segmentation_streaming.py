@@ -31,6 +31,7 @@ EMISSION: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     ("milk • bread", {}, {"milk": 5}),
     ("1. one 2. two", {}, {"1. one": 9}),
     ("Intro line\n- item", {}, {"Intro line": 12}),
+    ("Ingredients\n  Two eggs", {}, {"Ingredients": 14}),  # the capital that starts the next line
     ("One two three, four", {"eager_first_segment": 3}, {"One two three,": 14}),
 ]
 

@@ -270,6 +270,7 @@ VOCABULARY = [
     "¿", "¡", "<", ">", "/>", "[sigh]", '<break time="1s"/>', '<say-as interpret-as="x">',
     "</say-as>", "<speak>", "</speak>", "•", "⁃", "- ", "# ", "1. ", "2. ", "2) ", "10. ", "a. ",
     "b. ", " ", " ", " ", " ", "  ", "\n", "\n\n", "\t", " \n ",
+    "\nThe ", "\nand ", "\n**", "_", "and", "Ingredients", "\r\n", "\n  ", "eggs",
 ]  # fmt: skip
 
 vocabulary_texts = st.lists(st.sampled_from(VOCABULARY), max_size=60).map("".join)

@@ -1,10 +1,15 @@
 """Boundaries set by the layout of the text rather than its punctuation: blank lines, list items
-and headings, bullets and enumerators.
+and headings, bullets and enumerators, and lines of prose without a stop.
 
 A segment may start with a marker (a bullet "• ", "- ", "# " and/or an enumerator "1.", "2)",
 "3.)", "a."): it is then a list item or heading, which its line break ends, and whose next
 enumerator ("1. one 2. two") starts a new segment. The functions here judge those events from
 the buffer; see `verdicts` for what they return.
+
+A single newline in prose ends a segment only after a line that looks finished (short like a
+heading or an LLM's list line, no continuing punctuation or word at its end) and before a line
+that starts like a sentence (a capital): hard-wrapped prose, whose lines are long and break
+mid-sentence before lower-case words just as often, stays whole.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .chars import OPENERS, RUN_CHARS
 from .nesting import Nesting
-from .verdicts import CONTINUE, MAX_GAP, WAIT, Decision, break_at
+from .verdicts import CONTINUE, MAX_GAP, WAIT, Decision, Verdict, break_at
 
 __all__ = [
     "NO_MARKER",
@@ -22,6 +28,7 @@ __all__ = [
     "decide_newline",
     "decide_next_item",
     "parse_marker",
+    "prose_lines_end",
 ]
 
 # What a segment may start with, followed by whitespace. `_MARKER_PREFIX_RE` matches every text
@@ -40,6 +47,27 @@ _ITEM_TAIL_RE = re.compile(r"(?:\.\)|[.)])\s")
 _LINE_ITEM_RE = re.compile(r"[•‣◦⁃▪●#]|[-*+][ \t]|\d{1,2}(?:\.\)|[.)])\s")
 _LINE_ITEM_PREFIX_RE = re.compile(r"[-*+]?|\d{1,2}(?:\.\)?|\))?")
 _LINE_ITEM_WINDOW = 5
+
+# A line of prose this long or longer is taken for hard-wrapped text (wrapped at 60-80 columns, a
+# line falls short of the width by at most its next word): its newline never ends a segment.
+SHORT_LINE_CHARS = 50
+# A line ending in one of these goes on in the next line: "apples,\nPears", "well-\nKnown".
+_CONTINUING_ENDS = frozenset(",;:-–—/&+([{") | RUN_CHARS  # terminators: the sentence rules decided
+# English words that do not end a sentence: a line ending in one was wrapped mid-sentence.
+_CONTINUING_WORDS = frozenset(
+    "a an the and or but nor of to in on at by for with from into onto than that whose if because as "
+    "my your his her its our their".split()
+)
+# Skipped before the next line's first letter: `"Quoted`, `(Note`, `**Bold**`, `_Title_`.
+_LINE_OPENERS = frozenset(OPENERS + "*_")
+_MAX_LINE_OPENERS = 3
+# Languages that capitalise nouns: there a capital does not show that a sentence starts.
+_NOUN_CAPITALS = frozenset({"de", "lb"})
+
+
+def prose_lines_end(language: str) -> bool:
+    """Whether a capital at the start of a line shows a new sentence in `language`."""
+    return language.replace("_", "-").split("-", 1)[0].lower() not in _NOUN_CAPITALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +102,22 @@ def _successor(enum: str | None) -> str | None:
     return chr(ord(enum) + 1) if enum != "z" else None
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """Where the newline's line starts: `col` characters of it precede the segment's `start`."""
+
+    start: int
+    col: int
+    prose_ends: bool  # `prose_lines_end` of the segmenter's language
+
+
 def decide_newline(
-    buf: str, start: int, index: int, marker: Marker, nesting: Nesting, end_of_text: bool
+    buf: str, index: int, line: Line, marker: Marker, nesting: Nesting, end_of_text: bool
 ) -> Decision:
-    """A blank line ends the segment; so does the end of a list item's or heading's line,
-    and a line break before a list item. A single newline inside prose does not."""
+    """A blank line ends the segment; so does the end of a list item's or heading's line, a line
+    break before a list item, and a line break between a finished short line and a capital. Any
+    other single newline inside prose does not."""
+    start = line.start
     back, low = index - 1, max(start, index - MAX_GAP)
     while back >= low and buf[back].isspace():
         if buf[back] == "\n":
@@ -88,17 +127,69 @@ def decide_newline(
         return CONTINUE
     if marker.line_item:
         return break_at(index + 1)
-    return _decide_line_start(buf, index + 1, end_of_text)
+    decision = _decide_line_start(buf, index + 1, end_of_text)
+    if decision.verdict is not Verdict.CONTINUE or not line.prose_ends:
+        return decision
+    return _decide_prose_line(buf, index, line, end_of_text)
 
 
-def _decide_line_start(buf: str, begin: int, end_of_text: bool) -> Decision:
-    """Does the line starting at `begin` start a list item or a heading?"""
+def _decide_prose_line(buf: str, index: int, line: Line, end_of_text: bool) -> Decision:
+    """The newline at `index` ends the segment if its line is finished and short, and the next
+    line starts with a capital (after at most a few opening quotes, brackets or emphasis marks)."""
+    end, low = index, max(line.start, index - MAX_GAP)
+    while end > low and buf[end - 1].isspace():
+        end -= 1
+    if end == line.start or buf[end - 1].isspace() or buf[end - 1] in _CONTINUING_ENDS:
+        return CONTINUE
+    # Only the last SHORT_LINE_CHARS characters are read: a line without a newline there is long.
+    newline = buf.rfind("\n", max(line.start, end - SHORT_LINE_CHARS), end)
+    length = end - newline - 1 if newline >= 0 else end - line.start + line.col
+    if length >= SHORT_LINE_CHARS:
+        return CONTINUE
+    word = end
+    while word > line.start and buf[word - 1].isalpha():
+        word -= 1
+    if buf[word:end].lower() in _CONTINUING_WORDS:
+        return CONTINUE
+    first = _first_letter(buf, index + 1)
+    if first is None:
+        return CONTINUE if end_of_text else WAIT
+    return break_at(index + 1) if first.isupper() else CONTINUE
+
+
+def _first_letter(buf: str, begin: int) -> str | None:
+    """The first character of the line at `begin` that is neither space nor opener; "" when the
+    line is blank or too far indented, None when the buffered text does not reach it yet."""
+    size = len(buf)
+    index = _skip_indent(buf, begin)
+    if index < 0:
+        return ""
+    openers = 0
+    while index < size and buf[index] in _LINE_OPENERS and openers < _MAX_LINE_OPENERS:
+        index += 1
+        openers += 1
+    if index >= size:
+        return None
+    return "" if buf[index] == "\n" else buf[index]
+
+
+def _skip_indent(buf: str, begin: int) -> int:
+    """Where the line at `begin` has its first non-space character (or ends, or the buffered text
+    ends); -1 when it is indented by more than MAX_GAP."""
     size = len(buf)
     index = begin
     while index < size and buf[index] != "\n" and buf[index].isspace():
         index += 1
         if index - begin > MAX_GAP:
-            return CONTINUE
+            return -1
+    return index
+
+
+def _decide_line_start(buf: str, begin: int, end_of_text: bool) -> Decision:
+    """Does the line starting at `begin` start a list item or a heading?"""
+    index = _skip_indent(buf, begin)
+    if index < 0:
+        return CONTINUE
     head = buf[index : index + _LINE_ITEM_WINDOW]
     if _LINE_ITEM_RE.match(head):
         return break_at(begin)

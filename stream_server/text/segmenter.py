@@ -54,7 +54,7 @@ from functools import lru_cache
 from typing import Any
 
 from .chars import BULLETS, CJK_CLAUSE, CLAUSE_STRENGTH, RUN_CHARS
-from .layout import Marker, decide_bullet, decide_newline, decide_next_item, parse_marker
+from .layout import Line, Marker, decide_bullet, decide_newline, decide_next_item, parse_marker, prose_lines_end
 from .limits import LimitTracker, choose_cut
 from .markup import Tag, TagScanner, protects_content
 from .nesting import NESTING_CHARS, Nesting
@@ -111,6 +111,7 @@ class SentenceSegmenter:
     _words_pos: int
     _waiting_at: int | None
     _pending: bool | None
+    _line_col: int
 
     def __init__(
         self,
@@ -132,6 +133,8 @@ class SentenceSegmenter:
         self._nesting = Nesting()
         self._tags = TagScanner()
         self._segments = SegmentBuilder()
+        self._prose_lines_end = prose_lines_end(language)
+        self._line_col = 0  # characters of the current line before the segment start
         self._clear()
         self._eager = eager_first_segment is not None
 
@@ -183,6 +186,7 @@ class SentenceSegmenter:
         """Drop the buffered text without emitting it; the next segment is a first one again."""
         self._clear()
         self._segments.reset()
+        self._line_col = 0
         self._eager = self._eager_words is not None
 
     # -- state --------------------------------------------------------------------------------
@@ -202,6 +206,10 @@ class SentenceSegmenter:
         self._tags = TagScanner()
 
     def _begin_segment(self, start: int) -> None:
+        # The line's length before the new start, for the newline rule: it survives flush() like
+        # the text before it (the stream goes on), and is a function of the text like all state.
+        newline = self._buf.rfind("\n", self._start, start)
+        self._line_col = start - newline - 1 if newline >= 0 else self._line_col + start - self._start
         self._start = self._pos = start
         self._spaces_until = 0
         self._marker = None
@@ -318,7 +326,8 @@ class SentenceSegmenter:
         if char in RUN_CHARS:
             return self._sentence_ends.decide(self._buf, self._start, index, self._nesting, end_of_text)
         if char == "\n":
-            return decide_newline(self._buf, self._start, index, marker, self._nesting, end_of_text)
+            line = Line(self._start, self._line_col, self._prose_lines_end)
+            return decide_newline(self._buf, index, line, marker, self._nesting, end_of_text)
         if char == "<":
             return self._decide_tag(index, end_of_text)
         if char in NESTING_CHARS:
@@ -374,8 +383,8 @@ class SentenceSegmenter:
     def _probe_pending_boundary(self) -> bool:
         """Judge the event the scan waits on as if a new sentence (" A") followed."""
         index = self._waiting_at
-        if index is None or self._marker is None or self._buf[index] == "<":
-            return False
+        if index is None or self._marker is None or self._buf[index] in "<\n":
+            return False  # a tag; a line break: a timeout does not end a line that a capital would
         buf = self._buf
         limit_state = self._limit.snapshot()
         words_state = (self._words, self._words_pos)

@@ -32,7 +32,8 @@ class Ending(Enum):
     """The length bound cut it at a space or, inside one long word, anywhere."""
     LINE = "line"
     """The layout ended it, without punctuation: a blank line, the end of a list item's or
-    heading's line, a line break before a list item, a bullet, the next enumerator."""
+    heading's line, a line break before a list item, a bullet, the next enumerator, a line break
+    after a short line without a stop before a capital."""
     FLUSH = "flush"
     """The text ended or was flushed (`flush()`, a boundary timeout) with no punctuation."""
 

@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import receive, receive_all, send
+from .processes import server_process
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -116,3 +117,14 @@ async def test_every_answer_carries_a_request_id(tone_server: RunningServer) -> 
     assert re.fullmatch(r"req_[0-9a-f]{32}", insane.headers["x-request-id"])
     async with connect(tone_server.ws_url, additional_headers={"x-request-id": "ws-7"}) as ws:
         assert ws.response is not None and ws.response.headers["x-request-id"] == "ws-7"
+
+
+async def test_the_request_id_is_logged_with_the_stream_id() -> None:
+    async with server_process() as server, httpx.AsyncClient(base_url=server.http_url) as http:
+        speech = {"model": "tts-1", "voice": "alloy", "input": "Hi there.", "response_format": "pcm"}
+        spoken = await http.post("/v1/audio/speech", json=speech, headers={"x-request-id": "trace-speech"})
+        streamed = await http.post("/v1/tts/stream", json={"text": "Hi there."})
+    assert spoken.status_code == streamed.status_code == 200
+    opened = {entry["event"]: entry for entry in server.log() if str(entry["event"]).endswith(".open")}
+    assert opened["speech.open"]["request"] == "trace-speech" and opened["speech.open"]["stream"]
+    assert opened["sse_stream.open"]["request"] == streamed.headers["x-request-id"]

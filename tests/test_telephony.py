@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 import os
+import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -761,3 +763,56 @@ async def test_an_open_bridge_refuses_to_start_on_a_public_address() -> None:
 
     code, output = await run_bridge_process("--public-url", "https://voice.example.com/twilio?x=1")
     assert code == 2 and "--public-url" in output, output
+
+
+# --- the emulated peer's command line --------------------------------------------------------------
+
+
+async def run_peer(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clients.telephony.twilio_peer", "--seconds", "5", *args,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_the_peer_command_reports_expected_failures_in_one_line(tone_server: RunningServer) -> None:
+    with socket.socket() as probe:  # bound, never listening: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        code, stderr = await run_peer("--bridge", f"ws://127.0.0.1:{probe.getsockname()[1]}/twilio", "--say", "Hi.")
+    assert (code, stderr.count("\n")) == (1, 1) and "connection refused" in stderr
+
+    async with run_bridge(tone_server.ws_url, twilio_auth_token=AUTH_TOKEN) as bridge:
+        code, stderr = await run_peer("--bridge", bridge.twilio_url, "--say", "Hi.")
+    assert (code, stderr.count("\n")) == (1, 1) and "HTTP 403" in stderr and "--auth-token" in stderr
+
+    async with run_bridge(tone_server.ws_url, bot_token="s3cret") as bridge:
+        code, stderr = await run_peer("--bridge", bridge.twilio_url, "--say", "Hi.")
+    assert (code, stderr.count("\n")) == (1, 1) and "HTTP 401" in stderr and "--bot-token" in stderr
+
+    code, stderr = await run_peer("--bridge", "http://127.0.0.1:1/twilio")
+    assert code == 2 and "ws:// or wss://" in stderr and "Traceback" not in stderr
+
+
+def test_the_bridge_command_logs_json_lines_like_the_server() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clients.telephony", "--port", "0"],
+        cwd=Path(__file__).resolve().parent.parent, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(json.loads(line))  # every line is one JSON object
+            if "Uvicorn running on" in lines[-1]["event"]:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert [e["level"] for e in lines if e["logger"] == "clients.telephony.app"] == ["warning"]
+    assert {"ts", "level", "logger", "event"} <= set(lines[0])

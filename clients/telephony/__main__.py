@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
+from typing import Any
 
 import uvicorn
 
+from stream_server.logs import configure_logging
+
+from ..program import program_name
 from .app import create_bridge_app
 from .options import BridgeOptions
 from .twilio_auth import is_loopback, public_url_problem
@@ -15,7 +19,7 @@ from .twilio_auth import is_loopback, public_url_problem
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, BridgeOptions]:
     defaults = BridgeOptions()
-    parser = argparse.ArgumentParser(prog="python -m clients.telephony", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program_name("clients.telephony"), description=__doc__)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -87,10 +91,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Bridg
     return args, options
 
 
+def log_config(level: str) -> dict[str, Any]:
+    """The speech server's logging (one JSON object per line, secrets masked), for our loggers too."""
+    config = configure_logging(level)
+    config["loggers"]["clients"] = config["loggers"]["stream_server"]
+    return config
+
+
 def main(argv: list[str] | None = None) -> None:
     args, options = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_bridge_app(options), host=args.host, port=args.port, log_level=args.log_level)
+    config = log_config(args.log_level)
+    logging.config.dictConfig(config)
+    uvicorn.run(create_bridge_app(options), host=args.host, port=args.port, log_config=config)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ..program import program_name
 from .peer_checks import OutboundChecker, TwilioViolation
+from .peer_errors import describe_failure
 from .twilio_protocol import (
     FRAME_BYTES,
     FRAME_MS,
@@ -382,7 +384,7 @@ def _all_heard(state: dict[str, object]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m clients.telephony.twilio_peer",
+        prog=program_name("clients.telephony.twilio_peer"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -404,7 +406,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-lead-ms", type=float, default=400.0, help="fail if audio arrives further ahead")
     parser.add_argument("--out", help="write the played μ-law here")
     args = parser.parse_args(argv)
-    peer = asyncio.run(_demo(args))
+    if urlsplit(args.bridge).scheme not in ("ws", "wss"):
+        parser.error(f"--bridge must be a ws:// or wss:// URL, not {args.bridge!r}")
+    try:
+        peer = asyncio.run(_demo(args))
+    except Exception as exc:
+        if (message := describe_failure(exc, args.bridge)) is None:
+            raise
+        print(f"twilio_peer: {message}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
     if args.out:
         with open(args.out, "wb") as out:
             out.write(peer.played)

@@ -12,6 +12,7 @@ import pytest
 
 from loadtest.emulators.common import EmulatorOptions, Fault
 from loadtest.emulators.openai import create_app
+from stream_server.providers.http import CircuitBreaker
 from stream_server.providers.openai import OpenAIProvider
 from stream_server.providers.tone import ToneProvider
 
@@ -72,3 +73,18 @@ async def test_the_openai_base_url_works_with_or_without_v1(suffix: str) -> None
         response = await http.post("/v1/audio/speech", json=SPEECH)
     assert response.status_code == 200 and len(response.content) > 0
     assert [request["path"] for request in options.requests] == ["/v1/audio/speech"] * 2
+
+
+def test_the_breaker_says_how_long_it_stays_closed_to_requests() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failures=1, cooldown_s=30, clock=lambda: now[0])
+    assert breaker.closed_for_s() is None
+    breaker.failure()
+    now[0] = 10.0
+    assert breaker.closed_for_s() == 20.0
+    now[0] = 30.0
+    assert breaker.closed_for_s() is None  # half open: the next request is the trial
+    assert breaker.allow()
+    assert breaker.closed_for_s() == 1.0  # the trial is out: ask again soon
+    breaker.success()
+    assert breaker.closed_for_s() is None

@@ -118,7 +118,7 @@ class Provider(Protocol):
 
 
 @runtime_checkable
-class Breaking(Protocol):
+class HasBreaker(Protocol):
     """A provider that may refuse every request for a while (a cloud provider whose circuit
     breaker is open). Local providers do not implement it: they are always available."""
 
@@ -129,4 +129,4 @@ class Breaking(Protocol):
 
 def unavailable_for_s(provider: Provider) -> float | None:
     """How long `provider` refuses every request (None: it takes them now)."""
-    return provider.unavailable_for_s() if isinstance(provider, Breaking) else None
+    return provider.unavailable_for_s() if isinstance(provider, HasBreaker) else None

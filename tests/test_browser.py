@@ -172,6 +172,31 @@ async def test_the_page_offers_the_servers_voices_and_the_playable_formats(page:
     assert state["formatsOffered"] == ["opus", "pcm"]
 
 
+@pytest.mark.parametrize("width", [1200, 400])
+async def test_a_long_voice_name_is_not_cut_off(browser: Browser, demo_server: RunningServer, width: int):
+    context = await browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        page = await context.new_page()
+        await open_demo(page, demo_server)
+        # Piper's embedded voice, as the picker shows it: the longest of the usual names.
+        spare = await page.evaluate(
+            """() => {
+                const select = document.querySelector("#voice");
+                select.replaceChildren(new Option("en_US-joe-medium (en-us)", "en_US-joe-medium"));
+                const style = getComputedStyle(select);
+                const context = document.createElement("canvas").getContext("2d");
+                context.font = style.font;
+                const text = context.measureText(select.options[0].text).width;
+                const arrow = 20;  // the drop-down arrow's room
+                const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - arrow;
+                return room - text;
+            }"""
+        )
+        assert spare >= 0, f"the voice name is cut off by {-spare:.0f} px at {width} px wide"
+    finally:
+        await context.close()
+
+
 async def test_opus_stream_is_decoded_by_webcodecs_and_played_gap_free(
     page: Page, demo_server: RunningServer, tmp_path: Path
 ):

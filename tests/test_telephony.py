@@ -45,6 +45,7 @@ from clients.telephony.twilio_protocol import FRAME_BYTES, MULAW_SILENCE, MediaF
 from clients.telephony.twilio_signature import compute_signature, is_valid_signature, signed_url_forms
 from stream_server.providers import Provider
 from stream_server.providers.tone import ToneProvider
+from stream_server.settings import Settings
 
 from .conftest import RunningServer, bound_port, run_server, serving, tone_settings
 from .helpers import assert_speech_like, receive_all, send, wait_for
@@ -94,6 +95,25 @@ async def bot_client(bridge: RunningBridge, token: str | None = None) -> AsyncIt
         yield client
 
 
+@asynccontextmanager
+async def a_call(
+    settings: Settings,
+    providers: dict[str, Provider],
+    *,
+    lead_ms: float = LEAD_MS,
+    max_lead_ms: float | None = LEAD_MS + LEAD_TOLERANCE_MS,
+) -> AsyncIterator[tuple[RunningServer, RunningBridge, httpx.AsyncClient, TwilioPeer]]:
+    """A speech server, a bridge to it, the bot's HTTP client and an emulated call, once the bridge has the call."""
+    async with (
+        run_server(settings, providers) as server,
+        run_bridge(server.ws_url, lead_ms=lead_ms) as bridge,
+        bot_client(bridge) as bot,
+        twilio_call(bridge.twilio_url, max_lead_ms=max_lead_ms) as peer,
+    ):
+        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+        yield server, bridge, bot, peer
+
+
 async def say(bot: httpx.AsyncClient, call_sid: str, *chunks: str, end: bool = True) -> None:
     for chunk in chunks:
         response = await bot.post(f"/calls/{call_sid}/text", json={"text": chunk})
@@ -132,13 +152,7 @@ def decode_mulaw(data: bytes) -> np.ndarray:
 
 async def test_full_call_plays_every_segment_with_marks_at_real_time(tone_provider: ToneProvider) -> None:
     # A 5 ms pause makes each segment end mid-frame, so the bridge must pad its last frame.
-    async with (
-        run_server(tone_settings(sentence_pause_ms=5), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=LEAD_MS + LEAD_TOLERANCE_MS) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    async with a_call(tone_settings(sentence_pause_ms=5), {"tone": tone_provider}) as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, "One two three. Fo", "ur five. Six.")
         await peer.wait_until(lambda: len(heard_marks(peer)) == 3)
 
@@ -179,13 +193,7 @@ async def test_full_call_plays_every_segment_with_marks_at_real_time(tone_provid
 
 async def test_barge_in_mid_segment_clears_cancels_and_plays_no_stale_audio(tone_provider: ToneProvider) -> None:
     long_sentence = " ".join(["word"] * 30) + "."  # 2.4 s of audio
-    async with (
-        run_server(tone_settings(), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=LEAD_MS + LEAD_TOLERANCE_MS) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    async with a_call(tone_settings(), {"tone": tone_provider}) as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, long_sentence, " And then some more words here.", end=False)
         await peer.wait_until(lambda: peer.played_ms >= 600)
 
@@ -240,13 +248,7 @@ async def test_barge_in_accounts_for_every_segment_once_and_the_playback_clock_m
     sentences = ["First sentence is here.", "Second one follows it.", "Third sentence."]
     sentences += [f"Sentence number {n} comes here." for n in range(4, 16)] + ["Fourth sentence, the last one."]
     text = " ".join(sentences)
-    async with (
-        run_server(tone_settings(max_lead_ms=300), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=LEAD_MS + LEAD_TOLERANCE_MS) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    async with a_call(tone_settings(max_lead_ms=300), {"tone": tone_provider}) as (server, bridge, bot, peer):
         response = await bot.post(f"/calls/{peer.call_sid}/text", json={"text": text, "flush": True})
         assert response.status_code == 202
         await peer.wait_until(lambda: peer.played_ms >= 1200)
@@ -282,13 +284,7 @@ async def test_barge_in_accounts_for_every_segment_once_and_the_playback_clock_m
 
 async def test_marks_returned_by_clear_do_not_count_as_heard(tone_provider: ToneProvider) -> None:
     words = ["One.", "Two.", "Three.", "Four.", "Five.", "Six.", "Seven.", "Eight.", "Nine.", "Ten."]
-    async with (
-        run_server(tone_settings(), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    async with a_call(tone_settings(), {"tone": tone_provider}, max_lead_ms=None) as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, " ".join(words), end=False)
         # 80 ms segments under a 200 ms lead: marks wait in Twilio's buffer behind unplayed audio.
         await peer.wait_until(lambda: peer.played_ms >= 100 and len(peer.pending_marks()) >= 2)
@@ -321,13 +317,7 @@ async def test_marks_returned_by_clear_do_not_count_as_heard(tone_provider: Tone
 async def test_piper_speech_reaches_the_caller_as_speech(piper_provider: Provider) -> None:
     text = "Hello there, how are you doing today?"
     settings = tone_settings(providers=("piper",), provider="piper", sentence_pause_ms=200)
-    async with (
-        run_server(settings, {"piper": piper_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=LEAD_MS) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=LEAD_MS + LEAD_TOLERANCE_MS) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    async with a_call(settings, {"piper": piper_provider}) as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, "Hello there, how are ", "you doing today?")
         await peer.wait_until(lambda: heard_marks(peer) == [mark_name(0)], timeout=30)
         assert peer.violations == []
@@ -339,13 +329,8 @@ async def test_piper_speech_reaches_the_caller_as_speech(piper_provider: Provide
 
 async def test_pacing_keeps_the_lead_small(tone_provider: ToneProvider) -> None:
     lead_ms = 100.0
-    async with (
-        run_server(tone_settings(), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=lead_ms) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=lead_ms + LEAD_TOLERANCE_MS) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    call = a_call(tone_settings(), {"tone": tone_provider}, lead_ms=lead_ms, max_lead_ms=lead_ms + LEAD_TOLERANCE_MS)
+    async with call as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, " ".join(["beep"] * 15) + ".")  # 1.2 s
         await peer.wait_until(lambda: heard_marks(peer) == [mark_name(0)])
         assert peer.violations == []
@@ -355,13 +340,8 @@ async def test_pacing_keeps_the_lead_small(tone_provider: ToneProvider) -> None:
 
 
 async def test_peer_catches_an_unpaced_bridge(tone_provider: ToneProvider) -> None:
-    async with (
-        run_server(tone_settings(), {"tone": tone_provider}) as server,
-        run_bridge(server.ws_url, lead_ms=10_000) as bridge,
-        bot_client(bridge) as bot,
-        twilio_call(bridge.twilio_url, max_lead_ms=300) as peer,
-    ):
-        await wait_for(lambda: bridge.registry.find(peer.call_sid) is not None)
+    call = a_call(tone_settings(), {"tone": tone_provider}, lead_ms=10_000, max_lead_ms=300)
+    async with call as (server, bridge, bot, peer):
         await say(bot, peer.call_sid, " ".join(["beep"] * 15) + ".")
         await peer.wait_until(lambda: peer.violations != [])
         assert "ahead of playback, over 300 ms" in peer.violations[0]

@@ -78,11 +78,11 @@ async def test_every_field_a_server_sends_is_in_the_tables(tone_server: RunningS
         await receive_until(ws, "segment_end", transcript)
         await send(ws, type="cancel")
         await receive_until(ws, "cancelled", transcript)
-        await send(ws, type="text", text="And again.")
+        await send(ws, type="text", text="And again. 你好。")  # a warning: Han text for English
         await send(ws, type="end")
         transcript.items += (await receive_all(ws)).items
     sent = transcript.messages()
-    assert {m["type"] for m in sent} >= {"ready", "error", "segment", "segment_end", "cancelled", "done"}
+    assert {m["type"] for m in sent} >= {"ready", "error", "segment", "segment_end", "cancelled", "warning", "done"}
     assert "provider_ms" in transcript.messages("done")[0]
     summary, tables = summary_table(), field_tables()
     for message in sent:

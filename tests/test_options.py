@@ -11,7 +11,7 @@ from stream_server.protocol import Config, ErrorCode, ProtocolError
 from stream_server.providers.base import VoiceInfo
 from stream_server.providers.tone import SAMPLE_RATE as TONE_RATE
 from stream_server.providers.tone import ToneProvider
-from stream_server.session.options import StreamOptions, config_from_query, resolve_options
+from stream_server.session.options import StreamOptions, config_from_query, ready_message, resolve_options
 from stream_server.settings import Settings
 
 PROVIDERS = {"tone": ToneProvider()}
@@ -192,6 +192,13 @@ def test_query_strings_are_converted() -> None:
     assert (options.voice, options.sample_rate, options.frame_ms, options.speed) == ("low", 16000, 40, 1.5)
 
 
+def test_emoji_are_skipped_unless_the_client_asks_to_read_them() -> None:
+    assert resolve().emoji == "skip"
+    assert resolve(emoji="read").emoji == "read"
+    assert resolve_options(config_from_query({"emoji": "read"}), SETTINGS, PROVIDERS).emoji == "read"
+    assert ready_message(resolve(emoji="read")).emoji == "read"
+
+
 def test_empty_query_is_an_empty_config() -> None:
     assert config_from_query({}) == Config()
 
@@ -206,6 +213,7 @@ def test_empty_query_is_an_empty_config() -> None:
         ({"speed": "fast"}, "speed"),
         ({"volume": "3"}, "volume"),
         ({"type": "text"}, "type"),
+        ({"emoji": "sing"}, "emoji"),
     ],
 )
 def test_bad_query_value_is_bad_message(params: dict[str, str], field: str) -> None:

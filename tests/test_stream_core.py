@@ -278,6 +278,20 @@ def test_after_a_refused_config_no_text_is_taken_until_a_valid_config() -> None:
     assert late.value.code == ErrorCode.CONFIG_TOO_LATE
 
 
+def test_text_in_a_script_the_language_does_not_cover_is_warned_of_once_per_script() -> None:
+    core = make()
+    drain(core)
+    core.text("Hello there. 你好。Привет. 再见。", 0.0)
+    core.flush(0.0)
+    warnings = [o for o in drain(core) if isinstance(o, Warning)]
+    assert [(w.code, w.seq) for w in warnings] == [(ErrorCode.UNSUPPORTED_SCRIPT, 1), (ErrorCode.UNSUPPORTED_SCRIPT, 2)]
+    assert "Han" in warnings[0].message and "'en'" in warnings[0].message and "Cyrillic" in warnings[1].message
+    chinese = make(language="zh")
+    chinese.text("你好。", 0.0)
+    chinese.flush(0.0)
+    assert not [o for o in drain(chinese) if isinstance(o, Warning)]
+
+
 # -- deadlines -------------------------------------------------------------------------------------
 
 

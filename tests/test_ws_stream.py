@@ -61,6 +61,7 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "max_lead_ms": 0,
         "idle_timeout_s": 30.0,
         "max_stream_s": 3600.0,
+        "emoji": "skip",
     }
 
 

@@ -39,6 +39,9 @@ class ErrorCode(StrEnum):
     PROVIDER_FALLBACK = "provider_fallback"
     """A `warning`: the stream's provider failed on a segment before any audio, and the next
     provider of the fallback chain synthesized it."""
+    UNSUPPORTED_SCRIPT = "unsupported_script"
+    """A `warning`, once per script in a stream: text in a script the stream's `language` is not
+    written in (Chinese for an English voice), which its voice may read letter by letter."""
     SERVER_BUSY = "server_busy"
     """`--max-streams` streams are open already: try again later (WebSocket close 1013, HTTP 503)."""
     UNAUTHORIZED = "unauthorized"

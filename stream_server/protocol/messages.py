@@ -6,7 +6,7 @@ frames; audio travels in binary frames and has no Struct here. See docs/protocol
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -17,6 +17,7 @@ FrameMs = Annotated[int, Meta(gt=0)]
 Language = Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
 EagerWords = Annotated[int, Meta(ge=0, le=100)]
 TimeoutMs = Annotated[int, Meta(ge=0, le=60_000)]
+EmojiMode = Literal["skip", "read"]
 
 
 class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
@@ -40,6 +41,9 @@ class Config(_ClientMessage, tag="config", kw_only=True):
     """After this long without new text, a possible sentence end is taken as one (0: never)."""
     max_lead_ms: TimeoutMs | None = None
     """Send audio at most this far ahead of real time (0: as fast as it is made)."""
+    emoji: EmojiMode | None = None
+    """"skip" (default): emoji are taken out of the text the provider gets; "read": left in
+    (voices read them by name)."""
 
 
 class Text(_ClientMessage, tag="text"):
@@ -89,6 +93,8 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     """The stream is closed (`error` `idle_timeout`) after this long waiting for text with nothing to send."""
     max_stream_s: float | None = None
     """The longest a stream may stay open (`error` `stream_too_long`)."""
+    emoji: str | None = None
+    """"skip" or "read" (always sent; None only to keep older constructions valid)."""
 
 
 class SegmentStart(_ServerMessage, tag="segment"):

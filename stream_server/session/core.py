@@ -28,8 +28,9 @@ from typing import Final
 
 from ..buffer import AudioRing, Pacer
 from ..media import EncodedFrame
-from ..protocol import Cancelled, Error, ErrorCode, ProtocolError, SegmentEnd
-from ..text import Segment, SentenceSegmenter
+from ..protocol import Cancelled, Error, ErrorCode, ProtocolError, SegmentEnd, Warning
+from ..text import ScriptWatch, Segment, SentenceSegmenter
+from ..text.scripts import scripts_for
 from .options import StreamOptions, ready_message
 from .outputs import Output, Stopped, Synthesized
 from .stats import StreamStats
@@ -130,6 +131,7 @@ class StreamCore:
             language=options.language,
             eager_first_segment=options.eager_first_segment or None,
         )
+        self._scripts = ScriptWatch(options.language)
         self._ring: AudioRing[Synthesized | _StreamEnd] = AudioRing(self._limits.ring_ms, options.frame_ms)
         self._pacer = Pacer(options.max_lead_ms)
         self._control.append(ready_message(options))
@@ -413,8 +415,24 @@ class StreamCore:
             if self.stats.first_segment_at is None:
                 self.stats.first_segment_at = now
             self._segments.append(Planned(self._next_seq, segment))
+            self._warn_of_scripts(segment.text, self._next_seq)
             self._next_seq += 1
             self._queued_chars += len(segment.text)
+
+    def _warn_of_scripts(self, text: str, seq: int) -> None:
+        """A `warning` for each script the stream's language does not cover, the first time."""
+        language = self.options.language
+        for script in self._scripts.new_scripts(text):
+            expected = ", ".join(sorted(scripts_for(language) or ()))
+            # Past the control lane's bound: once per script, so bounded by the scripts there are.
+            self._control.append(
+                Warning(
+                    code=ErrorCode.UNSUPPORTED_SCRIPT,
+                    message=f"{script} text, but the stream's language {language!r} is written in {expected}: "
+                    "the voice may read it letter by letter (set `language` if it speaks it)",
+                    seq=seq,
+                )
+            )
 
     def _drop_everything(self) -> int:
         """A new epoch: what is queued or being synthesized now is never sent."""

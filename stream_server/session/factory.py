@@ -12,6 +12,7 @@ from ..audio.seams import SeamSettings
 from ..providers import provider_default_voice
 from ..providers.base import Provider, VoiceOptions
 from ..settings import Settings
+from ..text import without_emoji
 from .core import CoreLimits, StreamCore
 from .options import StreamOptions
 from .pauses import Pauses
@@ -50,6 +51,7 @@ class StreamFactory:
             pauses=self._pauses,
             lookahead=self._settings.lookahead_segments,
             resources=self._resources,
+            speakable=without_emoji if options.emoji == "skip" else None,
         )
 
     def fallbacks(self, options: StreamOptions) -> list[tuple[Provider, VoiceOptions]]:

@@ -35,6 +35,8 @@ class StreamOptions:
     channels: int = 1
     idle_timeout_s: float = 30.0
     max_stream_s: float = 3600.0
+    emoji: str = "skip"
+    """"skip": emoji are taken out of the provider's text; "read": left in."""
 
 
 def config_from_query(params: Mapping[str, str]) -> Config:
@@ -126,6 +128,7 @@ def resolve_options(
         max_lead_ms=_first_given(requested.max_lead_ms, settings.max_lead_ms),
         idle_timeout_s=settings.idle_timeout_s,
         max_stream_s=settings.max_stream_s,
+        emoji=requested.emoji or "skip",
     )
 
 
@@ -148,6 +151,7 @@ def ready_message(options: StreamOptions) -> Ready:
         max_segment_bytes=options.max_segment_bytes,
         idle_timeout_s=options.idle_timeout_s,
         max_stream_s=options.max_stream_s,
+        emoji=options.emoji,
     )
 
 

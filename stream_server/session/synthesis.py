@@ -82,6 +82,8 @@ _END: Final = _End()
 @dataclass(slots=True)
 class _Job:
     planned: Planned
+    text: str
+    """What the provider gets: the segment's text, without emoji unless the stream reads them."""
     urgency: Urgency
     """Urgent when the stream's next audio is this segment's; look-ahead until then."""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -130,8 +132,11 @@ class Synthesis:
         pauses: Pauses,
         lookahead: int,
         resources: SynthesisResources,
+        speakable: Callable[[str], str] | None = None,
     ) -> None:
+        """`speakable` turns a segment's text into the provider's (`without_emoji`)."""
         self._sink = sink
+        self._speakable = speakable
         self._epoch = epoch
         self._chain = chain
         self._audio = audio
@@ -158,7 +163,8 @@ class Synthesis:
                 self._jobs.put_nowait(_END)
                 return
             await self._slots.acquire()
-            job = _Job(planned, Urgency(urgent=self._unemitted == 0))
+            text = planned.text if self._speakable is None else self._speakable(planned.text).strip()
+            job = _Job(planned, text, Urgency(urgent=self._unemitted == 0))
             self._unemitted += 1
             jobs.start_soon(self._run_job, job, name=f"synth-{self._sink.id}-{planned.seq}")
             self._jobs.put_nowait(job)
@@ -170,6 +176,8 @@ class Synthesis:
             await job.chunks.put(_END)
 
     async def _synthesize(self, job: _Job) -> None:
+        if not job.text:
+            return  # nothing a voice should say (emoji only): no provider request
         metrics = self._metrics
         for index, (provider, voice) in enumerate(self._chain):
             produced = False
@@ -177,7 +185,7 @@ class Synthesis:
             options = replace(voice, urgency=job.urgency)
             try:
                 # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
-                async with aclosing(provider.synthesize(job.planned.text, options)) as chunks:
+                async with aclosing(provider.synthesize(job.text, options)) as chunks:
                     async for chunk in chunks:
                         self._sink.provider_audio()
                         await job.chunks.put(_checked(chunk))
@@ -227,6 +235,9 @@ class Synthesis:
                 self._slots.release()
 
     async def _emit_job(self, job: _Job) -> None:
+        if not job.text:
+            await self._close_segment(job)  # no audio, and no pause around nothing said
+            return
         segment = job.planned.segment
         if pause := self._pauses.before(segment):
             await self._put_frames(job, await self._encode(self._audio.pause, pause))

@@ -16,12 +16,22 @@ Modules: `segmenter` (the scan over the text), `verdicts` (what the rules decide
 `sentence_ends` (terminators and abbreviations), `layout` (blank lines, list items, bullets),
 `nesting` (open brackets and quotes), `markup` (SSML-style tags), `limits` (length bound and
 where to cut), `segments` (the typed output: endings and paragraph starts), `abbreviations`
-(word lists per language), `chars` (character classes).
+(word lists per language), `chars` (character classes), and `scripts` (what a voice can read:
+the scripts a language covers, emoji taken out before synthesis).
 
 Everything here is pure, synchronous code with no I/O.
 """
 
+from .scripts import ScriptWatch, without_emoji
 from .segmenter import SentenceSegmenter, split_segments, split_sentences
 from .segments import Ending, Segment
 
-__all__ = ["Ending", "Segment", "SentenceSegmenter", "split_segments", "split_sentences"]
+__all__ = [
+    "Ending",
+    "ScriptWatch",
+    "Segment",
+    "SentenceSegmenter",
+    "split_segments",
+    "split_sentences",
+    "without_emoji",
+]

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import AsyncIterable
 
+from ..program import program_name
 from .audio_file import CONTAINERS
 from .errors import ConnectFailed, ConnectionLost, HandshakeRejected, InvalidServerUrl, ServerError, Unauthorized
 from .messages import AudioChunk, Error, Event, Warning
@@ -28,7 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m clients.python.say",
+        prog=program_name("clients.python.say"),
         description="Speak text with a stream_server: audio starts with the first sentence.",
     )
     parser.add_argument("text", nargs="?", help="the text to speak (or --stdin)")

@@ -292,6 +292,21 @@ def test_text_in_a_script_the_language_does_not_cover_is_warned_of_once_per_scri
     assert not [o for o in drain(chinese) if isinstance(o, Warning)]
 
 
+def test_script_warnings_do_not_use_up_the_control_lane() -> None:
+    # One letter each of 37 scripts an English voice does not read; no reply is read meanwhile.
+    letters = "αяաשمܐހहঅਅઅଅஅఅಅഅඅกກཀကა한አᎠᐁᚁᚠកᠠあア中ꀀⴰꔀꚠ"
+    core = make()
+    core.text(letters + ".", 0.0)
+    core.flush(0.0)
+    for _ in range(CONTROL_LANE - 1):  # the first `ready` is unread too
+        core.reply(Error(code=ErrorCode.BAD_MESSAGE, message="bad"))
+    with pytest.raises(ControlOverflow):
+        core.reply(Error(code=ErrorCode.BAD_MESSAGE, message="one too many"))
+    sent = drain(core)
+    assert sum(isinstance(o, Warning) for o in sent) == len(letters)
+    assert sum(isinstance(o, Error) for o in sent) == CONTROL_LANE - 1
+
+
 # -- deadlines -------------------------------------------------------------------------------------
 
 

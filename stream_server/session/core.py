@@ -110,6 +110,8 @@ class StreamCore:
         self._opened_at = now
         self._last_activity = now
         self._control: deque[Output] = deque()
+        self._lane_warnings = 0
+        """The server's own warnings in the control lane: not the client's unread replies."""
         self._segments: deque[Planned | EndOfInput] = deque()
         self._queued_chars = 0
         self._next_seq = 0
@@ -270,7 +272,7 @@ class StreamCore:
         """An answer ahead of queued audio (`ready`, an `error` for a bad message, `cancelled`).
 
         Raises `ControlOverflow` when the client lets too many pile up unread."""
-        if len(self._control) >= CONTROL_LANE:
+        if len(self._control) - self._lane_warnings >= CONTROL_LANE:
             raise ControlOverflow(f"more than {CONTROL_LANE} unread replies")
         self._control.append(message)
 
@@ -278,6 +280,7 @@ class StreamCore:
         """The stream is over (finished, or its client went away): release every buffer."""
         self._drop_everything()
         self._control.clear()
+        self._lane_warnings = 0
         if self.phase is not Phase.ABANDONED:
             self.phase = Phase.FINISHED
 
@@ -373,6 +376,8 @@ class StreamCore:
         again; or None when there is nothing to send yet."""
         if self._control:
             output = self._control.popleft()
+            if type(output) is Warning:
+                self._lane_warnings -= 1
             if type(output) is Stopped:
                 self.phase = Phase.FINISHED
             return output
@@ -424,7 +429,9 @@ class StreamCore:
         language = self.options.language
         for script in self._scripts.new_scripts(text):
             expected = ", ".join(sorted(scripts_for(language) or ()))
-            # Past the control lane's bound: once per script, so bounded by the scripts there are.
+            # Outside the control lane's bound (which counts the client's unread replies): once per
+            # script, so bounded by the scripts there are.
+            self._lane_warnings += 1
             self._control.append(
                 Warning(
                     code=ErrorCode.UNSUPPORTED_SCRIPT,

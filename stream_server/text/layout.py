@@ -104,9 +104,10 @@ def _successor(enum: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """Where the newline's line starts: `col` characters of it precede the segment's `start`."""
+    """What a newline's verdict knows of its line: the current segment starts at
+    `segment_start`, and `col` characters of the line precede it (earlier segments' text)."""
 
-    start: int
+    segment_start: int
     col: int
     prose_ends: bool  # `prose_lines_end` of the segmenter's language
 
@@ -117,8 +118,7 @@ def decide_newline(
     """A blank line ends the segment; so does the end of a list item's or heading's line, a line
     break before a list item, and a line break between a finished short line and a capital. Any
     other single newline inside prose does not."""
-    start = line.start
-    back, low = index - 1, max(start, index - MAX_GAP)
+    back, low = index - 1, max(line.segment_start, index - MAX_GAP)
     while back >= low and buf[back].isspace():
         if buf[back] == "\n":
             return break_at(index + 1)
@@ -136,18 +136,18 @@ def decide_newline(
 def _decide_prose_line(buf: str, index: int, line: Line, end_of_text: bool) -> Decision:
     """The newline at `index` ends the segment if its line is finished and short, and the next
     line starts with a capital (after at most a few opening quotes, brackets or emphasis marks)."""
-    end, low = index, max(line.start, index - MAX_GAP)
+    end, low = index, max(line.segment_start, index - MAX_GAP)
     while end > low and buf[end - 1].isspace():
         end -= 1
-    if end == line.start or buf[end - 1].isspace() or buf[end - 1] in _CONTINUING_ENDS:
+    if end == line.segment_start or buf[end - 1].isspace() or buf[end - 1] in _CONTINUING_ENDS:
         return CONTINUE
     # Only the last SHORT_LINE_CHARS characters are read: a line without a newline there is long.
-    newline = buf.rfind("\n", max(line.start, end - SHORT_LINE_CHARS), end)
-    length = end - newline - 1 if newline >= 0 else end - line.start + line.col
+    newline = buf.rfind("\n", max(line.segment_start, end - SHORT_LINE_CHARS), end)
+    length = end - newline - 1 if newline >= 0 else end - line.segment_start + line.col
     if length >= SHORT_LINE_CHARS:
         return CONTINUE
     word = end
-    while word > line.start and buf[word - 1].isalpha():
+    while word > line.segment_start and buf[word - 1].isalpha():
         word -= 1
     if buf[word:end].lower() in _CONTINUING_WORDS:
         return CONTINUE

@@ -302,7 +302,8 @@ async def test_the_8000_byte_limit_less_the_style_prompt_cuts_segments() -> None
     word = "ქართულიანბანიმშვენიე"
     text = " ".join([word] * 150)
     style = "Say the following in a calm and curious way"
-    run = await stream(EmulatorOptions(api_key=KEY), text, max_segment_chars=4000, gemini_style=style)
+    options = EmulatorOptions(api_key=KEY)
+    run = await stream(options, text, query="&language=ka", max_segment_chars=4000, gemini_style=style)
     assert run.events() == TWO_SEGMENTS  # the emulator refuses more than 8000 bytes with a 400
     sent = [r["json"]["contents"][0]["parts"][0]["text"] for r in run.requests]
     assert all(len(t.encode()) <= 8000 for t in sent) and all(t.startswith(style + ": ") for t in sent)

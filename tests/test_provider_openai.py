@@ -262,17 +262,29 @@ async def test_401_falls_back() -> None:
     assert_audio_matches(run)
 
 
-async def test_a_stall_times_out_and_is_retried() -> None:
+async def test_a_stall_spends_the_first_audio_budget_once() -> None:
+    # --openai-timeout-s is one budget for the segment's first audio, retries included: a stalled
+    # upstream is not asked again (that would double the silence), the segment ends in provider_timeout.
     options = EmulatorOptions(api_key=KEY, fault=Fault.STALL)
     run = await stream(options, "Hello there my friend.", openai_timeout_s=0.3)
     assert run.events() == [("segment", 0), ("segment_end", 0), ("error", 0)]
     assert run.message("error")["code"] == "provider_timeout"
-    assert len(run.requests) == 2
+    assert "within 0.3 s" in run.message("error")["message"]
+    assert len(run.requests) == 1
 
 
-async def test_a_stall_once_then_audio() -> None:
+async def test_a_stall_hands_the_segment_to_the_fallback_when_the_budget_is_spent() -> None:
     options = EmulatorOptions(api_key=KEY, fault=Fault.STALL, fault_times=1)
-    run = await stream(options, "Hello there my friend.", openai_timeout_s=0.3)
+    run = await stream(options, "Hello there my friend. And now?", fallback=("tone",), openai_timeout_s=0.3)
+    assert run.events() == [("segment", 0), ("segment_end", 0), ("warning", 0), ("segment", 1), ("segment_end", 1)]
+    assert run.message("warning")["code"] == "provider_fallback"
+    assert "openai sent no audio within 0.3 s" in run.message("warning")["message"]
+    assert len(run.requests) == 2  # the stalled one, then the next segment's, answered
+
+
+async def test_a_fast_failure_is_retried_within_the_budget() -> None:
+    options = EmulatorOptions(api_key=KEY, fault=Fault.SERVER_ERROR, fault_times=1)
+    run = await stream(options, "Hello there my friend.", openai_timeout_s=2.0)
     assert run.events() == [("segment", 0), ("segment_end", 0)]
     assert_audio_matches(run)
     assert len(run.requests) == 2

@@ -44,7 +44,7 @@ from .http import (
     configured_voice,
     raise_for_status,
 )
-from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
+from .spec import FIRST_AUDIO_BUDGET, ProviderSettings, ProviderSpec, SharedHttpSettings
 
 MAX_TEXT_BYTES = 8000
 """The whole text of one request (style prompt included), in UTF-8 bytes."""
@@ -62,9 +62,9 @@ BodyStyle = Literal["camel", "snake"]
 
 
 class GeminiSettings(ProviderSettings, kw_only=True):
-    base_url: Annotated[
-        str, Meta(description="Gemini API base (Google's or a relay), without /v1beta.")
-    ] = "https://generativelanguage.googleapis.com"
+    base_url: Annotated[str, Meta(description="Gemini API base (Google's or a relay), without /v1beta.")] = (
+        "https://generativelanguage.googleapis.com"
+    )
     api_key: Annotated[str | None, Meta(description="Gemini API key (never logged).")] = None
     model: Annotated[str, Meta(description="Gemini TTS model.")] = "gemini-2.5-flash-preview-tts"
     voice: Annotated[str, Meta(description="Default prebuilt voice (case-insensitive).")] = "Kore"
@@ -72,21 +72,19 @@ class GeminiSettings(ProviderSettings, kw_only=True):
         Literal["auto", "goog", "bearer"],
         Meta(description="x-goog-api-key (goog), Authorization: Bearer (relays), or auto by host."),
     ] = "auto"
-    body_style: Annotated[
-        BodyStyle, Meta(description="REST camelCase, or snake_case for Vertex-style relays.")
-    ] = "camel"
+    body_style: Annotated[BodyStyle, Meta(description="REST camelCase, or snake_case for Vertex-style relays.")] = (
+        "camel"
+    )
     streaming: Annotated[bool, Meta(description="streamGenerateContent (SSE); false: generateContent.")] = True
     language_code: Annotated[str | None, Meta(description="speechConfig.languageCode, e.g. en-US.")] = None
-    style: Annotated[
-        str | None, Meta(description='Style prompt put before the text, e.g. "Say cheerfully".')
-    ] = None
+    style: Annotated[str | None, Meta(description='Style prompt put before the text, e.g. "Say cheerfully".')] = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     speakers: Annotated[
         tuple[str, ...],
         Meta(description="Two-speaker mode: exactly two Speaker=Voice pairs (e.g. Joe=Kore,Jane=Puck)."),
     ] = ()
     concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
-    timeout_s: Annotated[float, Meta(gt=0, le=600, description="Seconds from request to first audio.")] = 30.0
+    timeout_s: Annotated[float, Meta(gt=0, le=600, description=FIRST_AUDIO_BUDGET)] = 3.0
 
     def __post_init__(self) -> None:
         # Ends like msgspec's own messages, so the settings loader names the option.

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 
 from ..media import PcmChunk
+from .answers import decode_json, sse_events
 from .base import ProviderError
 from .decoding import DecodeError, StreamingDecoder, decoder_for_mime
-from .http import AUTH, BAD_RESPONSE, RATE_LIMITED, REJECTED, UNAVAILABLE, decode_json, sse_events
+from .http import AUTH, BAD_RESPONSE, RATE_LIMITED, REJECTED, UNAVAILABLE
 
 SAMPLE_RATE = 24000
 """Gemini's voices speak at 24 kHz."""

@@ -14,18 +14,16 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-import msgspec
 
 from ..logs import log_event
 from ..media import PcmChunk
 from .base import ProviderError, VoiceInfo, VoiceOptions
 from .spec import SharedHttpSettings
-
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +42,8 @@ class HttpSettings:
     model: str = ""
     voice: str = ""
     connect_timeout_s: float = 5.0
-    first_byte_timeout_s: float = 15.0
-    """From sending the request to the first audio of the answer."""
+    first_byte_timeout_s: float = 2.0
+    """From a segment's request to its first audio: one budget for the slot, retries and back-off."""
     read_timeout_s: float = 30.0
     """Between two pieces of the answer once it streams."""
     max_concurrency: int = 8
@@ -202,12 +200,16 @@ async def raise_for_status(response: httpx.Response, provider: str) -> None:
         raise ProviderError(f"{provider} refused the server's credentials ({status})", code=AUTH)
     if status == 429:
         raise ProviderError(
-            f"{provider} is rate limiting ({status})", code=RATE_LIMITED, retryable=True,
+            f"{provider} is rate limiting ({status})",
+            code=RATE_LIMITED,
+            retryable=True,
             retry_after=retry_after(response.headers),
         )
     if status in (408, 409) or status >= 500:
         raise ProviderError(
-            f"{provider} is unavailable ({status})", code=UNAVAILABLE, retryable=True,
+            f"{provider} is unavailable ({status})",
+            code=UNAVAILABLE,
+            retryable=True,
             retry_after=retry_after(response.headers),
         )
     raise ProviderError(f"{provider} rejected the request ({status}: {_short_reason(response)})", code=REJECTED)
@@ -222,67 +224,6 @@ def _short_reason(response: httpx.Response) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     return str(message or response.reason_phrase or "error")[:200]
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    event: str
-    data: str
-
-
-class SseParser:
-    """The text/event-stream framing: `event:` and `data:` lines, a blank line ends an event."""
-
-    def __init__(self) -> None:
-        self._event = ""
-        self._data: list[str] = []
-
-    def line(self, line: str) -> SseEvent | None:
-        if not line:
-            return self.end()
-        if line.startswith(":"):
-            return None  # a comment: keep-alive
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        return None  # id:, retry: and unknown fields do not matter here
-
-    def end(self) -> SseEvent | None:
-        """The event in progress, if any (at a blank line, or when the stream ends without one)."""
-        event, data = self._event, self._data
-        self._event, self._data = "", []
-        if not data and not event:
-            return None
-        return SseEvent(event or "message", "\n".join(data))
-
-
-def decode_json(data: bytes | str, name: str) -> Any:
-    """An upstream's JSON (a body or one event); anything else is its bad response."""
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        raise ProviderError(f"{name} sent an answer that is not JSON", code=BAD_RESPONSE) from None
-
-
-def json_object(data: bytes | str, name: str) -> dict[str, Any]:
-    """`decode_json`, where only a JSON object makes sense."""
-    value = decode_json(data, name)
-    if not isinstance(value, dict):
-        raise ProviderError(f"{name} sent an answer that is not a JSON object", code=BAD_RESPONSE)
-    return value
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
-    """The events of a `text/event-stream` body as they complete (one left open at the end too)."""
-    parser = SseParser()
-    async for line in response.aiter_lines():
-        if (event := parser.line(line)) is not None:
-            yield event
-    if (event := parser.end()) is not None:
-        yield event
 
 
 class HttpProvider:
@@ -317,6 +258,8 @@ class HttpProvider:
         self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
         self._rate_limit = RateLimit()
         self._requests = 0
+        self._in_flight = 0
+        """Requests holding a concurrency slot now."""
         self._failures = 0
 
     # -- for subclasses --------------------------------------------------------------------------
@@ -339,39 +282,86 @@ class HttpProvider:
     # -- the Provider interface ----------------------------------------------------------------
 
     async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
+        """The segment's audio, with retries while none went out.
+
+        One budget (`first_byte_timeout_s`, i.e. --<name>-timeout-s) covers everything before the
+        first audio: waiting for a concurrency slot or the upstream's rate limit, every attempt and
+        the back-off between them. A stalled upstream therefore costs one budget, not one per
+        attempt, and the fallback chain (or `provider_timeout`) comes when it is spent.
+        """
         settings = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.first_byte_timeout_s
         for attempt in range(settings.max_retries + 1):
             if not self._breaker.allow():
-                raise ProviderError(f"{self.name} is unavailable (failing repeatedly; retrying later)", code=UNAVAILABLE)
-            produced = False
-            try:
-                async with self._slots:
-                    if delay := self._rate_limit.delay():
-                        await asyncio.sleep(delay)  # the upstream's own rate limit, not a race fix
+                raise ProviderError(
+                    f"{self.name} is unavailable (failing repeatedly; retrying later)", code=UNAVAILABLE
+                )
+            await self._rate_limit_wait(deadline)
+            async with self._slot(deadline):
+                produced = False
+                try:
                     self._requests += 1
                     async with aclosing(self._attempt(text, options)) as chunks:
-                        first = await _first(chunks, settings.first_byte_timeout_s, self.name)
+                        first = await _first(chunks, deadline, settings.first_byte_timeout_s, self.name)
                         if first is None:
                             raise ProviderError(f"{self.name} answered without audio", code=BAD_RESPONSE)
                         produced = True
+                        # The slot is held while the upstream answers: the caller takes the
+                        # chunks as they come (session/synthesis.py), never at a client's pace.
                         yield first
                         async for chunk in chunks:
                             yield chunk
-                self._breaker.success()
-                return
-            except (ProviderError, httpx.HTTPError) as exc:
-                error = _as_provider_error(exc, self.name)
-                self._failures += 1
-                if error.code in (UNAVAILABLE, TIMEOUT, BAD_RESPONSE):
-                    self._breaker.failure()
-                log_event(
-                    logger, "provider.attempt_failed", level=logging.WARNING, provider=self.name,
-                    code=error.code, attempt=attempt, produced_audio=produced,
-                )
-                # Once audio went out, a retry would say it twice: the segment ends with the error.
-                if produced or not error.retryable or attempt == settings.max_retries:
-                    raise error from exc
-                await asyncio.sleep(self._backoff(attempt, error.retry_after))
+                    self._breaker.success()
+                    return
+                except (ProviderError, httpx.HTTPError) as exc:
+                    error = self._failed(exc, attempt, produced)
+                    wait_s = self._backoff(attempt, error.retry_after)
+                    # Once audio went out, a retry would say it twice: the segment ends with the error.
+                    final = produced or not error.retryable or attempt == settings.max_retries
+                    if final or loop.time() + wait_s >= deadline:
+                        raise error from exc
+            await asyncio.sleep(wait_s)  # back-off before the next attempt, not a race fix
+
+    def _failed(self, exc: ProviderError | httpx.HTTPError, attempt: int, produced: bool) -> ProviderError:
+        error = _as_provider_error(exc, self.name)
+        self._failures += 1
+        if error.code in (UNAVAILABLE, TIMEOUT, BAD_RESPONSE):
+            self._breaker.failure()
+        log_event(
+            logger, "provider.attempt_failed", level=logging.WARNING, provider=self.name,
+            code=error.code, attempt=attempt, produced_audio=produced,
+        )  # fmt: skip
+        return error
+
+    async def _rate_limit_wait(self, deadline: float) -> None:
+        """Wait out the upstream's own rate limit (holding no slot), or fail if it outlasts the budget."""
+        delay = self._rate_limit.delay()
+        if not delay:
+            return
+        if asyncio.get_running_loop().time() + delay >= deadline:
+            raise ProviderError(
+                f"{self.name} is rate limiting; free again in {delay:.1f} s", code=RATE_LIMITED, retry_after=delay
+            )
+        await asyncio.sleep(delay)  # the upstream's own rate limit, not a race fix
+
+    @asynccontextmanager
+    async def _slot(self, deadline: float) -> AsyncIterator[None]:
+        """One of the --<name>-concurrency request slots, waited for no longer than the budget."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ProviderError(
+                f"{self.name} had no free request slot within {self.settings.first_byte_timeout_s:g} s "
+                f"(all {self.settings.max_concurrency} in use)", code=TIMEOUT,
+            ) from None  # fmt: skip
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
 
     def _backoff(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:
@@ -386,12 +376,19 @@ class HttpProvider:
         return self._breaker.closed_for_s()
 
     def stats(self) -> dict[str, int]:
-        return {"requests": self._requests, "failures": self._failures, "breaker_open": int(self._breaker.state != "closed")}
+        return {
+            "requests": self._requests,
+            "in_flight": self._in_flight,
+            "failures": self._failures,
+            "breaker_open": int(self._breaker.state != "closed"),
+        }
 
 
-async def _first(chunks: AsyncGenerator[PcmChunk, None], timeout_s: float, name: str) -> PcmChunk | None:
+async def _first(
+    chunks: AsyncGenerator[PcmChunk, None], deadline: float, timeout_s: float, name: str
+) -> PcmChunk | None:
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout_at(deadline):
             return await anext(chunks)
     except StopAsyncIteration:
         return None

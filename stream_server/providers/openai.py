@@ -20,20 +20,11 @@ import httpx
 from msgspec import Meta
 
 from ..media import PcmChunk
+from .answers import json_object, sse_events
 from .base import ProviderError, VoiceInfo, VoiceOptions
 from .decoding import DecodeError, StreamingDecoder, open_decoder
-from .http import (
-    BAD_RESPONSE,
-    UNAVAILABLE,
-    HttpProvider,
-    HttpSettings,
-    configured_voice,
-    json_object,
-    raise_for_status,
-    sse_events,
-)
-from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
-
+from .http import BAD_RESPONSE, UNAVAILABLE, HttpProvider, HttpSettings, configured_voice, raise_for_status
+from .spec import FIRST_AUDIO_BUDGET, ProviderSettings, ProviderSpec, SharedHttpSettings
 
 ResponseFormat = Literal["pcm", "mp3", "opus", "aac", "flac", "wav"]
 StreamFormat = Literal["audio", "sse"]
@@ -57,12 +48,12 @@ class OpenAISettings(ProviderSettings, kw_only=True):
     response_format: Annotated[
         ResponseFormat, Meta(description="Audio asked of the upstream (pcm: 24 kHz s16le, nothing to decode).")
     ] = "pcm"
-    stream_format: Annotated[
-        StreamFormat, Meta(description="Raw streamed body, or SSE speech.audio.delta events.")
-    ] = "audio"
+    stream_format: Annotated[StreamFormat, Meta(description="Raw streamed body, or SSE speech.audio.delta events.")] = (
+        "audio"
+    )
     instructions: Annotated[str | None, Meta(description="Style instructions (not for tts-1/tts-1-hd).")] = None
     concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 8
-    timeout_s: Annotated[float, Meta(gt=0, le=600, description="Seconds from request to first audio.")] = 15.0
+    timeout_s: Annotated[float, Meta(gt=0, le=600, description=FIRST_AUDIO_BUDGET)] = 2.0
 
 
 class OpenAIProvider(HttpProvider):

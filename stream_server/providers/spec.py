@@ -27,6 +27,13 @@ def masked_repr(type_name: str, values: Iterable[tuple[str, object]]) -> str:
     return f"{type_name}({', '.join(f'{field}={shown(field, value)}' for field, value in values)})"
 
 
+FIRST_AUDIO_BUDGET = (
+    "Seconds from a segment's request to its first audio: one budget for waiting for a request slot, "
+    "every retry and the back-off between them; then the fallback provider or provider_timeout."
+)
+"""The description of every cloud provider's `timeout_s` (--<name>-timeout-s)."""
+
+
 class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Base of a provider's own settings. Fields carry their help text in `Meta(description=...)`."""
 

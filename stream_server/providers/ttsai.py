@@ -27,18 +27,11 @@ from msgspec import Meta
 
 from ..logs import log_event
 from ..media import PcmChunk
+from .answers import SseParser
 from .base import ProviderError, VoiceInfo, VoiceOptions
 from .decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
-from .http import (
-    BAD_RESPONSE,
-    HttpProvider,
-    HttpSettings,
-    SseParser,
-    _reset_in,
-    configured_voice,
-    raise_for_status,
-)
-from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
+from .http import BAD_RESPONSE, HttpProvider, HttpSettings, _reset_in, configured_voice, raise_for_status
+from .spec import FIRST_AUDIO_BUDGET, ProviderSettings, ProviderSpec, SharedHttpSettings
 from .ttsai_events import PENDING_STATUSES, AudioAssembler, decoded, interpret, short_message
 
 logger = logging.getLogger(__name__)
@@ -69,13 +62,13 @@ class TTSAISettings(ProviderSettings, kw_only=True):
     ] = None
     model: Annotated[str, Meta(description="TTS.ai model (kokoro and melotts stream).")] = "kokoro"
     voice: Annotated[str, Meta(description="Default TTS.ai voice.")] = "af_bella"
-    mode: Annotated[
-        Mode, Meta(description="SSE streaming, queue-and-poll, or auto (stream where the model can).")
-    ] = "auto"
+    mode: Annotated[Mode, Meta(description="SSE streaming, queue-and-poll, or auto (stream where the model can).")] = (
+        "auto"
+    )
     poll_interval_s: Annotated[float, Meta(gt=0, le=60, description="Queue mode: seconds between result polls.")] = 1.5
     concurrency: Annotated[int, Meta(ge=1, le=1000, description="Requests at once.")] = 2
     timeout_s: Annotated[
-        float, Meta(gt=0, le=600, description="Seconds from request to first audio (queue mode: to the result).")
+        float, Meta(gt=0, le=600, description=FIRST_AUDIO_BUDGET + " Queue mode waits for the whole result.")
     ] = 60.0
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..media import PcmChunk
+from .answers import SseEvent, json_object
 from .base import ProviderError
 from .decoding import PCM_DEFAULT_RATE, DecodeError, StreamingDecoder, decoder_for_mime, open_decoder
-from .http import BAD_RESPONSE, SseEvent, json_object
+from .http import BAD_RESPONSE
 
 _DONE_WORDS = frozenset({"done", "end", "complete", "completed", "finished", "stop"})
 PENDING_STATUSES = frozenset({"queued", "pending", "processing", "started", "running", "in_progress"})

@@ -2,7 +2,10 @@
 
 A producer starts one job per segment, at most `lookahead + 1` at a time (segment n+1 is
 synthesized while segment n is being sent), and the emitter drains the jobs in order through the
-audio pipeline into the ring. All of it runs in one task group: a barge-in, a new config or a stop
+audio pipeline into the ring. A job takes its provider's audio as fast as it comes and holds it
+for the emitter: a provider's request (and a cloud provider's concurrency slot) lasts only as long
+as the upstream answers, never as long as a slow client reads. Backpressure works per segment: a
+stream whose ring is full emits nothing, so it starts no job past its look-ahead. All of it runs in one task group: a barge-in, a new config or a stop
 cancels the epoch's scope and starts a fresh epoch, and the core drops anything a cancelled epoch
 still hands it.
 """
@@ -40,8 +43,15 @@ ENCODE_SLICE_MS: Final = 200
 # Audio a listener will need within this long is urgent: it is encoded without waiting for the
 # ahead gate (a new stream's first audio, a stream whose lead ran low).
 URGENT_WITHIN_MS: Final = 1000.0
-# Chunks a segment job may hold before the emitter takes them.
-JOB_QUEUE_CHUNKS: Final = 8
+# The most audio one segment may have, whatever the provider sends: a generous speaking time per
+# character at the stream's speed (speech is ~15 characters a second; this allows 3 a second) plus
+# a margin. It bounds what a job holds for its emitter; past it the segment ends in an error.
+MAX_AUDIO_S_PER_CHAR: Final = 1 / 3
+MAX_AUDIO_MARGIN_S: Final = 10.0
+
+
+def max_segment_audio_s(text: str, speed: float) -> float:
+    return (len(text) * MAX_AUDIO_S_PER_CHAR + MAX_AUDIO_MARGIN_S) / speed
 
 
 class Sink(Protocol):
@@ -87,7 +97,8 @@ class _Job:
     urgency: Urgency
     """Urgent when the stream's next audio is this segment's; look-ahead until then."""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=lambda: asyncio.Queue(JOB_QUEUE_CHUNKS))
+    chunks: asyncio.Queue[PcmChunk | _End] = field(default_factory=asyncio.Queue)
+    """Unbounded as a queue; bounded by `max_segment_audio_s` of audio (see `_synthesize`)."""
     error: tuple[str, str] | None = None
     """(code, message) when no provider of the chain could synthesize the segment."""
     warnings: list[str] = field(default_factory=list)
@@ -173,7 +184,7 @@ class Synthesis:
         # Cancelled alone when its segment could not be emitted; then nobody reads its end either.
         with job.scope:
             await self._synthesize(job)
-            await job.chunks.put(_END)
+            job.chunks.put_nowait(_END)
 
     async def _synthesize(self, job: _Job) -> None:
         if not job.text:
@@ -183,12 +194,20 @@ class Synthesis:
             produced = False
             started = time.perf_counter()
             options = replace(voice, urgency=job.urgency)
+            most_s, held_s = max_segment_audio_s(job.text, voice.speed), 0.0
             try:
                 # aclosing: a cancelled job closes the provider's stream now, not when GC gets to it.
                 async with aclosing(provider.synthesize(job.text, options)) as chunks:
                     async for chunk in chunks:
+                        chunk = _checked(chunk)
+                        held_s += len(chunk.samples) / chunk.sample_rate
+                        if held_s > most_s:
+                            raise ProviderError(
+                                f"{provider.name} sent more than {most_s:.0f} s of audio for "
+                                f"{len(job.text)} characters", code=ErrorCode.PROVIDER_BAD_RESPONSE,
+                            )  # fmt: skip
                         self._sink.provider_audio()
-                        await job.chunks.put(_checked(chunk))
+                        job.chunks.put_nowait(chunk)  # never waits: the upstream is read at its pace
                         produced = True
                 if metrics is not None:
                     metrics.synthesis.labels(provider.name).observe(time.perf_counter() - started)

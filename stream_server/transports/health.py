@@ -32,14 +32,19 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: every provider loaded with at least one voice, and none with an open circuit breaker."""
+    """Ready: not draining, and at least one provider serves (loaded, with voices, breaker closed).
+
+    A cloud provider whose circuit breaker is open is listed in `degraded`, not a reason to take
+    the whole server out of a load balancer: other providers (and fallback chains) still serve.
+    """
     state: ServerState = request.app.state.server
     providers = {
         name: {"voices": len(provider.voices), "breaker_open": bool(provider.stats().get("breaker_open"))}
         for name, provider in state.providers.items()
     }
-    ready = not state.draining and all(p["voices"] and not p["breaker_open"] for p in providers.values())
-    body = {"ready": ready, "draining": state.draining, "providers": providers}
+    degraded = [name for name, p in providers.items() if p["breaker_open"] or not p["voices"]]
+    ready = not state.draining and len(degraded) < len(providers)
+    body = {"ready": ready, "draining": state.draining, "degraded": degraded, "providers": providers}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

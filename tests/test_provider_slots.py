@@ -16,7 +16,7 @@ import anyio
 import httpx
 from websockets.asyncio.client import connect
 
-from loadtest.emulators.common import EmulatorOptions
+from loadtest.emulators.common import EmulatorOptions, Fault
 from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server
@@ -31,8 +31,9 @@ async def openai_server(options: EmulatorOptions, **overrides: Any) -> AsyncIter
     async with emulated(options) as url:
         settings = settings_for(url, **overrides)
         provider = openai_from(settings)
+        providers = {"openai": provider, "tone": ToneProvider()}
         try:
-            async with run_server(settings, {"openai": provider, "tone": ToneProvider()}) as server:
+            async with run_server(settings, {name: providers[name] for name in settings.providers}) as server:
                 yield server
         finally:
             await provider.aclose()
@@ -99,3 +100,25 @@ async def test_waiting_for_a_slot_ends_in_the_fallback_within_the_budget() -> No
     assert alices.events() == [("segment", 0), ("segment_end", 0)]
     assert abs(alices.message("segment_end")["audio_ms"] - 49 * 80) <= 40
     assert [r["json"]["input"] for r in options.requests] == [long_sentence]
+
+
+async def test_an_open_breaker_makes_the_server_degraded_not_unready() -> None:
+    options = EmulatorOptions(api_key=KEY, fault=Fault.SERVER_ERROR)
+    async with openai_server(options, breaker_failures=1, http_retries=0) as server:
+        failed = await one_stream(server, SENTENCE)
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            ready = await http.get("/readyz")
+    assert failed.message("error")["code"] == "provider_unavailable"
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True and body["degraded"] == ["openai"]
+    assert body["providers"]["openai"]["breaker_open"] is True and body["providers"]["tone"]["breaker_open"] is False
+
+
+async def test_a_server_whose_only_provider_fails_is_unready() -> None:
+    options = EmulatorOptions(api_key=KEY, fault=Fault.SERVER_ERROR)
+    async with openai_server(options, breaker_failures=1, http_retries=0, providers=("openai",)) as server:
+        await one_stream(server, SENTENCE)
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["degraded"] == ["openai"]

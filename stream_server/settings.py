@@ -156,6 +156,14 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     sse_keepalive_s: Annotated[
         float, Meta(gt=0, le=3600, description="SSE: a keep-alive comment after this long without an event.")
     ] = 15.0
+    sse_finished_mb: Annotated[
+        int,
+        Meta(ge=0, le=100_000, description="SSE sessions: MB the events of finished sessions may keep in all (oldest forgotten first)."),
+    ] = 64
+    open_sessions_per_minute: Annotated[
+        int,
+        Meta(ge=0, le=1_000_000, description="Without keys: new SSE sessions per minute on the whole server (0: no limit)."),
+    ] = 600
 
     # -- access: keys, browsers, limits, shutdown (docs/security.md) ------------------------------
     api_keys: Annotated[

@@ -2,7 +2,9 @@
 
 Events already handed to a reader stay for `--sse-resume-ms` of audio, so a client that
 reconnects with `Last-Event-ID` gets exactly what it missed; the rest of the log is what the
-stream handed over ahead of its readers, which the writer keeps small (`wait_room`).
+stream handed over ahead of its readers, which the writer keeps small (`wait_room`). The server
+may `forget` a finished session's events (its budget for them, `SseSessions`): a resume then gets
+`resume_unavailable`, as it does for events older than the resume window.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from ..protocol.sse import KEEPALIVE, SseEvent
 
 # Events kept for resuming, whatever their audio: bounds the log's control events too.
 MAX_LOG_EVENTS = 4096
+# What keeping one event costs besides its data: the event object and its place in the deque.
+EVENT_OVERHEAD_BYTES = 120
+
+
+def _cost(event: SseEvent) -> int:
+    return len(event.data) + EVENT_OVERHEAD_BYTES
 
 
 class EventLog:
@@ -30,6 +38,11 @@ class EventLog:
         """Audio of the events not yet delivered."""
         self.delivered = 0
         """The highest event id handed to a reader."""
+        self._last_id = 0
+        self._dropped_to = 0
+        """Events up to this id are no longer kept."""
+        self.kept_bytes = 0
+        """What the kept events weigh (their data, and what keeping each costs)."""
         self.readers = 0
         self.finished = False
         """No event will be added."""
@@ -38,11 +51,16 @@ class EventLog:
 
     @property
     def last_id(self) -> int:
-        return self._events[-1].id if self._events else self.delivered
+        return self._last_id
+
+    @property
+    def resume_floor(self) -> int:
+        """Where a reader that asked for dropped events goes on from: nothing kept is skipped."""
+        return max(self.delivered, self._dropped_to)
 
     def after(self, event_id: int) -> list[SseEvent] | None:
         """Events after `event_id`, or None when some of them were already dropped."""
-        if self._events and event_id < self._events[0].id - 1:
+        if event_id < self._dropped_to:
             return None
         return [e for e in self._events if e.id > event_id]
 
@@ -53,7 +71,17 @@ class EventLog:
 
     def append(self, event: SseEvent) -> None:
         self._events.append(event)
+        self._last_id = event.id
+        self.kept_bytes += _cost(event)
         self._ahead_ms += event.audio_ms
+        self._notify()
+
+    def forget(self) -> None:
+        """Drop every event (a finished session over the server's budget): resumes are refused."""
+        self._dropped_to = self._last_id
+        self._events.clear()
+        self.kept_bytes = 0
+        self._kept_ms = self._ahead_ms = 0.0
         self._notify()
 
     def finish(self) -> None:
@@ -73,7 +101,10 @@ class EventLog:
         while self._events and self._events[0].id <= self.delivered and (
             self._kept_ms - self._events[0].audio_ms >= self._resume_ms or len(self._events) > MAX_LOG_EVENTS
         ):
-            self._kept_ms -= self._events.popleft().audio_ms
+            dropped = self._events.popleft()
+            self._kept_ms -= dropped.audio_ms
+            self.kept_bytes -= _cost(dropped)
+            self._dropped_to = dropped.id
         self._notify()
 
     async def wait_beyond(self, cursor: int, timeout_s: float) -> bool:
@@ -98,12 +129,13 @@ async def follow(
     """Write the log's events from `last_event_id` on (default: what no reader took yet) until
     it is finished, with keep-alive comments while nothing happens."""
     cursor = log.delivered if last_event_id is None else last_event_id
-    if log.after(cursor) is None:
-        gone = {"type": "error", "code": ErrorCode.RESUME_UNAVAILABLE, "message": f"events after {cursor} are no longer kept"}
-        await write(b"event: error\ndata: %s\n\n" % msgspec.json.encode(gone))
-        cursor = log.delivered
     while True:
-        events = log.after(cursor) or []
+        events = log.after(cursor)
+        if events is None:
+            gone = {"type": "error", "code": ErrorCode.RESUME_UNAVAILABLE, "message": f"events after {cursor} are no longer kept"}
+            await write(b"event: error\ndata: %s\n\n" % msgspec.json.encode(gone))
+            cursor = log.resume_floor
+            continue
         if not events:
             if log.finished and cursor >= log.last_id:
                 return

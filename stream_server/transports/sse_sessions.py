@@ -9,6 +9,11 @@ A session's stream renders its outputs into a log of numbered events (event_log.
 follow the log with a cursor. The stream runs only a little ahead of what readers took: without a
 reader, its ring fills and synthesis waits, as on the WebSocket. Sessions outlive requests, so
 their streams run in the task group of `SseSessions`, which the app's lifespan owns.
+
+A finished session keeps only its log, for resumes, until `--sse-idle-s`: its stream (ring, audio
+pipeline, encoder) is released when it ends. The logs of finished sessions share one budget
+(`--sse-finished-mb`): past it the oldest finished sessions forget their events first. On a server
+without keys, creating sessions is rate-limited (`--open-sessions-per-minute`) as a key's streams are.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..logs import log_event
-from ..protocol import Config, ProtocolError
+from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
 from ..security import Client
 from ..security.guard import client_of
+from ..security.limits import TokenBucket
 from ..server_state import ServerState
 from ..session import Outcome, Output, Stopped, Stream
 from .event_log import EventLog, follow
@@ -51,9 +57,14 @@ class TextRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SseSession:
-    def __init__(self, session_id: str, stream: Stream, resume_ms: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, session_id: str, stream: Stream, client: Client, resume_ms: float, clock: Callable[[], float]
+    ) -> None:
         self.id = session_id
-        self.stream = stream
+        self.stream: Stream | None = stream
+        """None once the stream has ended and its buffers are released."""
+        self.stream_id = stream.id
+        self.client = client
         self.log = EventLog(resume_ms)
         self.scope = anyio.CancelScope()
         """The scope its stream runs in: cancelled when the session is closed."""
@@ -62,8 +73,13 @@ class SseSession:
         self._next_text_seq = 0
         self.last_active = clock()
 
+    @property
+    def pending_chars(self) -> int:
+        return 0 if self.stream is None else self.stream.pending_chars
+
     def append_text(self, request: TextRequest) -> None:
         self.last_active = self._clock()
+        stream = self._live_stream()
         if request.seq is not None:
             if request.seq < self._next_text_seq:
                 return  # a retried request that was applied already: applying it twice would repeat text
@@ -73,11 +89,11 @@ class SseSession:
                 )
         try:
             if request.text:
-                self.stream.text(request.text)
+                stream.text(request.text)
             if request.flush:
-                self.stream.flush()
+                stream.flush()
             if request.end:
-                self.stream.end()
+                stream.end()
         except ProtocolError as exc:
             raise http_error(exc) from None  # refused: its number stays free for the corrected retry
         if request.seq is not None:
@@ -85,7 +101,13 @@ class SseSession:
 
     def cancel(self) -> None:
         self.last_active = self._clock()
-        self.stream.cancel()
+        if self.stream is not None:  # a finished stream has nothing left to cancel
+            self.stream.cancel()
+
+    def _live_stream(self) -> Stream:
+        if self.stream is None:
+            raise HttpError(409, ErrorCode.STREAM_ENDED, "this session's stream has ended; create a new session")
+        return self.stream
 
     async def render(self, output: Output) -> None:
         """The stream's renderer: each output becomes an event of the log, once readers caught up."""
@@ -118,6 +140,11 @@ class SseSessions:
         self._state = state
         self._clock = clock
         self._sessions: dict[str, SseSession] = {}
+        self._finished: dict[str, SseSession] = {}
+        """The finished sessions still kept, oldest first (dicts keep insertion order)."""
+        settings = state.settings
+        self._finished_budget = settings.sse_finished_mb * 1_000_000
+        self._open_creations = TokenBucket.full(settings.open_sessions_per_minute, clock())
         self._tasks: anyio.abc.TaskGroup | None = None
 
     def __len__(self) -> int:
@@ -139,43 +166,80 @@ class SseSessions:
     def create(self, config: Config, client: Client) -> SseSession:
         assert self._tasks is not None, "SseSessions is used outside its context"
         options = options_for(self._state, config)
+        self._take_open_creation(client)
         stream = open_stream(self._state, options, "sse_session", client)
-        session = SseSession(uuid.uuid4().hex, stream, self._state.settings.sse_resume_ms, self._clock)
+        session = SseSession(uuid.uuid4().hex, stream, client, self._state.settings.sse_resume_ms, self._clock)
         self._sessions[session.id] = session
-        self._tasks.start_soon(self._run, session, name=f"sse-{stream.id}")
+        self._tasks.start_soon(self._run, session, stream, name=f"sse-{stream.id}")
         log_event(logger, "sse.open", session=session.id[:8], stream=stream.id, provider=options.provider)
         return session
 
-    async def _run(self, session: SseSession) -> None:
+    def _take_open_creation(self, client: Client) -> None:
+        """A key's sessions count against its streams per minute (admission); without keys, every
+        session comes from the one anonymous client, limited here."""
+        per_minute = self._state.settings.open_sessions_per_minute
+        if client.key is not None or not per_minute:
+            return
+        if wait_s := self._open_creations.take(1, self._clock()):
+            raise HttpError(
+                429, ErrorCode.RATE_LIMITED,
+                f"this server takes {per_minute} new sessions a minute without keys; retry in {wait_s:.1f} s",
+                retry_after_s=wait_s,
+            )  # fmt: skip
+
+    async def _run(self, session: SseSession, stream: Stream) -> None:
         outcome = Outcome.GONE
         with session.scope:
             try:
-                outcome = await session.stream.run(session.render)
+                outcome = await stream.run(session.render)
             except Exception as exc:
                 # One session's bug must not end the task group that runs every other session.
                 # Details (which may quote the text) only at DEBUG.
-                log_event(logger, "sse.failed", level=logging.ERROR, stream=session.stream.id, error=type(exc).__name__)
-                logger.debug("sse.failed", exc_info=True, extra={"fields": {"stream": session.stream.id}})
+                log_event(logger, "sse.failed", level=logging.ERROR, stream=stream.id, error=type(exc).__name__)
+                logger.debug("sse.failed", exc_info=True, extra={"fields": {"stream": stream.id}})
                 outcome = Outcome.ABANDONED
-        # The stream is over: its slot (--max-streams, the key's streams) is free now; the event
-        # log stays for readers and resumes until the session expires.
-        self._state.close_stream(session.stream)
+        # The stream is over: its slot (--max-streams, the key's streams) and its buffers are
+        # free now; the event log stays for readers and resumes until the session expires.
+        self._state.close_stream(stream)
+        session.stream = None
         session.log.finish()
         if outcome in (Outcome.STOPPED, Outcome.ABANDONED):
             self.close(session.id)  # the server ended it: readers attached read its error and end
+        elif session.id in self._sessions:
+            self._finished[session.id] = session
+            self.keep_finished_within_budget()
+
+    def keep_finished_within_budget(self) -> int:
+        """Forget the events of the oldest finished sessions while all of them weigh more than
+        `--sse-finished-mb` (a session being read keeps its events); returns how many forgot."""
+        total = sum(s.log.kept_bytes for s in self._finished.values())
+        forgot = 0
+        for session in list(self._finished.values()):
+            if total <= self._finished_budget:
+                break
+            if session.log.readers or not session.log.kept_bytes:
+                continue
+            total -= session.log.kept_bytes
+            session.log.forget()
+            forgot += 1
+        if forgot:
+            log_event(logger, "sse.finished_forgotten", sessions=forgot, kept_bytes=total)
+        return forgot
 
     def get(self, session_id: str, client: Client | None = None) -> SseSession:
         """The session; with `client`, only if it is the one that made it (else: not found)."""
         session = self._sessions.get(session_id)
-        if session is None or (client is not None and self._state.client_of(session.stream) != client):
+        if session is None or (client is not None and session.client != client):
             raise HttpError(404, "unknown_session", "no such session (it may have expired)")
         return session
 
     def close(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
+        self._finished.pop(session_id, None)
         if session is not None:
             session.scope.cancel()
-            self._state.close_stream(session.stream)
+            if session.stream is not None:
+                self._state.close_stream(session.stream)
             session.log.finish()
             log_event(logger, "sse.closed", session=session_id[:8])
 
@@ -186,6 +250,7 @@ class SseSessions:
         stale = [s.id for s in self._sessions.values() if not s.log.readers and now - s.last_active > idle_s]
         for session_id in stale:
             self.close(session_id)
+        self.keep_finished_within_budget()  # readers that detached may have left events over it
         return len(stale)
 
     async def _expire_forever(self) -> None:
@@ -223,13 +288,14 @@ async def session_text(request: Request) -> Response:
         session.append_text(body)
     except HttpError as exc:
         return exc.response()
-    return JSONResponse({"accepted": True, "pending_chars": session.stream.pending_chars})
+    return JSONResponse({"accepted": True, "pending_chars": session.pending_chars})
 
 
 async def session_events(request: Request) -> Response | StreamedResponse:
     state: ServerState = request.app.state.server
+    sessions = _sessions(request)
     try:
-        session = _sessions(request).get(request.path_params["session_id"])
+        session = sessions.get(request.path_params["session_id"])
     except HttpError as exc:
         return exc.response()
     header = request.headers.get("last-event-id")
@@ -237,7 +303,10 @@ async def session_events(request: Request) -> Response | StreamedResponse:
     last_id = int(header) if header and header.isascii() and header.isdigit() else None
 
     async def produce(write: Write) -> None:
-        await session.events(last_id, state.settings.sse_keepalive_s, write)
+        try:
+            await session.events(last_id, state.settings.sse_keepalive_s, write)
+        finally:
+            sessions.keep_finished_within_budget()  # a reader that left may leave events over it
 
     return StreamedResponse("text/event-stream", produce, headers={"X-Accel-Buffering": "no"})
 

@@ -1,4 +1,4 @@
-"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|emulators ...` (see loadtest/README.md).
+"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators ...` (see loadtest/README.md).
 
 `run` and `bench` are this package's load generator and benchmark suite; the other names hand
 the rest of the command line to the existing tools (`python -m loadtest.ttfa` etc. still work).
@@ -20,6 +20,7 @@ COMMANDS = {
     "encode": "loadtest.encode_bench",
     "segmenter": "loadtest.segmenter_bench",
     "soak": "loadtest.soak",
+    "isolation": "loadtest.isolation.run",
     "emulators": "loadtest.emulators.__main__",
 }
 
@@ -32,6 +33,7 @@ USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COM
   encode      encoding throughput per format (loadtest/encode_bench.py)
   segmenter   segmentation accuracy and throughput (loadtest/segmenter_bench.py)
   soak        leak and integrity soak (loadtest/soak.py)
+  isolation   can one user starve, stall or exhaust the server for others (loadtest/isolation)
   emulators   run a cloud provider emulator (loadtest/emulators)"""
 
 

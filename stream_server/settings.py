@@ -172,7 +172,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     ] = ()
     api_keys_file: Annotated[
         str | None,
-        Meta(description="File of hashed keys, a 'name sha256:HEX [limit=N...]' line each (python -m stream_server.security hash-key)."),
+        Meta(description="File of hashed keys, a 'name sha256:HEX [limit=N...]' line each (stream_server.security hash-key makes one)."),
     ] = None
     insecure_no_auth: Annotated[
         bool, Meta(description="Serve without keys on a non-loopback address (anyone who reaches the port spends your credits).")

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         reporter.fail(str(exc))
         return EXIT_USAGE
     except Unauthorized as exc:
-        hint = "check --api-key or $STREAM_SERVER_API_KEY" if args.api_key else "the server needs --api-key"
+        hint = "check --api-key or $STREAM_SERVER_API_KEY" if args.api_key else "this server wants a key: pass --api-key or set $STREAM_SERVER_API_KEY"
         detail = f": {exc.detail}" if exc.detail else ""
         reporter.fail(f"unauthorized by {redacted(args.url)} (HTTP {exc.status}{detail}); {hint}")
         return EXIT_FAILED

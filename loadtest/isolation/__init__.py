@@ -13,9 +13,15 @@ the same load generator.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import socket
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from loadtest.ttfa import RESULTS_DIR, BenchmarkError, ManagedProcess, free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +36,11 @@ class Figure:
 
 
 def server_env(source: Path | None) -> dict[str, str]:
-    """Environment additions that make a server process import stream_server from `source`."""
-    return {} if source is None else {"PYTHONPATH": str(source.resolve())}
+    """Environment additions that make a server process import stream_server from `source`.
+
+    PYTHONSAFEPATH: `python -m` would otherwise put the working directory (this checkout) first
+    on the path, ahead of PYTHONPATH."""
+    return {} if source is None else {"PYTHONPATH": str(source.resolve()), "PYTHONSAFEPATH": "1"}
 
 
 def markdown(figures: Sequence[Figure]) -> str:
@@ -54,3 +63,38 @@ def parser(description: str | None) -> argparse.ArgumentParser:
 
 def environment(extra: Mapping[str, str] | None, source: Path | None) -> dict[str, str]:
     return {**(extra or {}), **server_env(source)}
+
+
+@contextmanager
+def emulator(kind: str, log_path: Path, *options: str) -> Iterator[str]:
+    """A cloud provider emulator process (`python -m loadtest.emulators KIND`) on a free loopback
+    port, stopped on exit; yields its base URL once it accepts connections."""
+    port = free_port()
+    argv = [sys.executable, "-m", "loadtest.emulators", kind, "--port", str(port), *options]
+    with ManagedProcess(f"{kind}-emulator", argv, log_path) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            if (code := process.returncode()) is not None:
+                raise BenchmarkError(f"the {kind} emulator exited with {code}:\n{process.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(f"the {kind} emulator did not listen on {port}") from None
+                time.sleep(0.05)  # polling a port that is not open yet
+        yield f"http://127.0.0.1:{port}"
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise BenchmarkError(f"no VmRSS for {pid}")
+
+
+def log_path(name: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return RESULTS_DIR / f"isolation-{time.strftime('%Y%m%d-%H%M%S')}-{name}.log"

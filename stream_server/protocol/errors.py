@@ -9,6 +9,8 @@ from enum import StrEnum
 class ErrorCode(StrEnum):
     BAD_MESSAGE = "bad_message"
     """Not JSON, not an object, an unknown `type`, a missing or mistyped field."""
+    EMPTY_INPUT = "empty_input"
+    """`POST /v1/audio/speech`: `input` has nothing to speak (only whitespace)."""
     MESSAGE_TOO_LARGE = "message_too_large"
     """Over `max_message_bytes`; the connection is closed with 1009 after this error."""
     UNKNOWN_PROVIDER = "unknown_provider"

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from ..logs import log_event
 from ..media import EncodedFrame
-from ..protocol import Config, Done, Error
+from ..protocol import Config, Done, Error, ErrorCode
 from ..request_id import request_id_of
 from ..security.guard import client_of
 from ..server_state import ServerState
@@ -38,7 +38,6 @@ MAX_INPUT_CHARS = 4096  # as OpenAI's API
 # OpenAI answers pcm as `audio/pcm`, and clients (LiveKit's plugin) know only that name; this
 # server's own protocol says `audio/L16` (its `ready`, /v1/formats).
 OPENAI_PCM_MIME = "audio/pcm"
-EMPTY_INPUT = "empty_input"
 
 
 class VoiceRef(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,7 +63,7 @@ async def speech(request: Request) -> Response | StreamedResponse:
         options = options_for(state, _config(state, body))
         # What can be known before the status line is refused there: a 200 promises audio.
         if not split_segments(body.input, language=options.language):
-            raise HttpError(400, EMPTY_INPUT, "`input` has nothing to speak (only whitespace)")
+            raise HttpError(400, ErrorCode.EMPTY_INPUT, "`input` has nothing to speak (only whitespace)")
         require_a_provider(state, options)
         stream = open_stream(state, options, "speech", client_of(request), text=body.input)
     except HttpError as exc:

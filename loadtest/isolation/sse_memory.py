@@ -1,7 +1,7 @@
 """Finished SSE sessions: how much can one client make an open server keep?
 
 The isolation issue's finding 5: on a server without keys (loopback), clients create SSE sessions
-(f32 48 kHz, 200 ms frames, 70 words of `tone` each), read each to `done`, and never delete them,
+(f32 48 kHz, 200 ms frames, unpaced, 70 words of `tone` each), read each to `done`, and never delete them,
 as fast as they can for `--seconds`. Measured: sessions made and refused, and the server's resident
 memory before, at its peak, and after.
 
@@ -23,7 +23,7 @@ from . import Figure, environment, log_path, markdown, parser, rss_mib
 
 WORDS = " ".join(f"word{i}" for i in range(69)) + " end."
 CLIENTS = 8
-CONFIG = {"format": "f32", "sample_rate": 48000, "frame_ms": 200}
+CONFIG = {"format": "f32", "sample_rate": 48000, "frame_ms": 200, "max_lead_ms": 0}  # unpaced: as fast as read
 
 
 async def session_loop(http: httpx.AsyncClient, until: float, counts: dict[str, int]) -> None:

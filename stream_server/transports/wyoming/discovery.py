@@ -29,8 +29,12 @@ def announced_ip(address: TcpAddress) -> str:
 
 
 @asynccontextmanager
-async def announced(address: TcpAddress, hostname: str | None = None) -> AsyncIterator[None]:
-    """Registered while inside; unregistered on the way out."""
+async def announced(
+    address: TcpAddress, hostname: str | None = None, interfaces: list[str] | None = None
+) -> AsyncIterator[str]:
+    """Registered while inside (yields the service's name); unregistered on the way out.
+    `interfaces`: where to announce (default: every interface)."""
+    from zeroconf import InterfaceChoice, IPVersion
     from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
     info = AsyncServiceInfo(
@@ -39,10 +43,10 @@ async def announced(address: TcpAddress, hostname: str | None = None) -> AsyncIt
         addresses=[socket.inet_aton(announced_ip(address))],
         port=address.port,
     )
-    zeroconf = AsyncZeroconf()
+    zeroconf = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only)
     try:
         await zeroconf.async_register_service(info)
-        yield
+        yield info.name
     finally:
         await zeroconf.async_unregister_all_services()
         await zeroconf.async_close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from stream_server.providers import tone
+from stream_server.providers import ProviderError, tone
+from stream_server.providers.base import PcmChunk, VoiceInfo, VoiceOptions
 from stream_server.transports.wyoming.endpoint import TcpAddress
 
 from .conftest import RunningServer, run_server, tone_settings
@@ -89,8 +90,8 @@ def tone_ms(pcm: bytes) -> float:
     return len(pcm) / 2 / tone.SAMPLE_RATE * 1000
 
 
-# Each segment's seams (fades, the kept edge of the provider's silence) may add a ms or two.
-SEAM_MS = 2
+# Each segment's seams (fades, the kept edge of the provider's silence) may add a few ms.
+SEAM_MS = 3
 
 
 async def test_describe_lists_every_voice_of_every_provider_and_streaming(tone_provider, piper_provider) -> None:
@@ -278,3 +279,56 @@ def test_the_listener_is_off_unless_asked() -> None:
     assert tone_settings().wyoming_uri is None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
+
+
+class SixteenKilohertz:
+    """A provider at 16 kHz that fails, before any audio, on sentences with "down" in them."""
+
+    name = "openai"
+    max_chars: int | None = None
+    max_bytes: int | None = None
+    voices = (VoiceInfo("alloy", 16000, "en"),)
+
+    async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
+        if "down" in text:
+            raise ProviderError("openai is unavailable (503)", code="provider_unavailable", retryable=False)
+        yield PcmChunk(np.full(3200, 0.2, np.float32), 16000)
+
+    async def aclose(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+async def test_a_fallback_at_another_rate_is_resampled_to_the_request_rate(tone_provider) -> None:
+    sentences = ["First one here.", "Then down it goes.", "Last one here."]
+    loaded = {"openai": SixteenKilohertz(), "tone": tone_provider}
+    async with wyoming_server(loaded, providers=("openai", "tone"), provider="openai", fallback=("tone",)) as server:
+        async with AsyncClient.from_uri(wyoming_uri(server)) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
+            for sentence in sentences:
+                await client.write_event(SynthesizeChunk(text=sentence + " ").event())
+            await client.write_event(SynthesizeStop().event())
+            answer = await read_until(client, "synthesize-stopped")
+    rates = {AudioStart.from_event(e).rate for _, e in answer.events if e.type == "audio-start"}
+    rates |= {AudioChunk.from_event(e).rate for _, e in answer.events if e.type == "audio-chunk"}
+    assert rates == {16000}
+    first, fallen_back, last = (len(block) / 2 / 16 for block in answer.blocks())  # ms at 16 kHz
+    assert first == pytest.approx(200, abs=SEAM_MS) and last == pytest.approx(200, abs=SEAM_MS)
+    # The tone voice's beeps, made at 24 kHz, last as long at 16 kHz.
+    assert fallen_back == pytest.approx(tone.expected_duration_ms(sentences[1]), abs=SEAM_MS)
+
+
+async def test_a_drain_stops_a_wyoming_request_with_shutting_down(tone_provider) -> None:
+    async with wyoming_server({"tone": tone_provider}) as server:
+        async with AsyncClient.from_uri(wyoming_uri(server)) as client:
+            await client.write_event(SynthesizeStart().event())
+            await client.write_event(SynthesizeChunk(text="Waiting for the rest").event())
+            await wait_for(lambda: len(server.state.streams) == 1)
+            assert await server.state.admission.drain(0) == 1
+            error = Error.from_event((await read_until(client, "error")).events[-1][1])
+            async with asyncio.timeout(TIMEOUT_S):
+                assert await client.read_event() is None
+        await wait_for(lambda: not server.state.streams)
+    assert error.code == "shutting_down"

@@ -332,3 +332,14 @@ async def test_a_drain_stops_a_wyoming_request_with_shutting_down(tone_provider)
                 assert await client.read_event() is None
         await wait_for(lambda: not server.state.streams)
     assert error.code == "shutting_down"
+
+
+async def test_a_connection_quiet_after_its_request_is_closed_after_the_idle_timeout(tone_provider) -> None:
+    async with wyoming_server({"tone": tone_provider}, idle_timeout_s=0.5) as server:
+        async with AsyncClient.from_uri(wyoming_uri(server)) as client:
+            await client.write_event(Synthesize(text="One two.").event())
+            answer = await read_until(client, "audio-stop")
+            error = Error.from_event((await read_until(client, "error")).events[-1][1])
+            async with asyncio.timeout(TIMEOUT_S):
+                assert await client.read_event() is None
+    assert tone_ms(answer.pcm()) > 0 and error.code == "idle_timeout"

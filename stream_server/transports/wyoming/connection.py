@@ -49,6 +49,7 @@ class WyomingConnection:
         self._decoder = EventDecoder(state.settings.max_message_bytes)
         self._write_lock = anyio.Lock()
         self._stream: Stream | None = None
+        self._last_heard = self._stream_ended = anyio.current_time()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as connection:
@@ -63,29 +64,37 @@ class WyomingConnection:
     async def _read(self, connection: anyio.abc.TaskGroup) -> None:
         idle_s = self._state.settings.idle_timeout_s
         while True:
-            data = b""
-            # Between requests the connection holds no stream: it may wait this long for the next.
-            with anyio.move_on_after(idle_s if self._stream is None else None) as waiting:
+            # Between requests the connection holds no stream: it may wait this long for the next
+            # (a request's stream has deadlines of its own). Checked at least every `idle_s`.
+            data: bytes | None = None
+            with anyio.move_on_after(idle_s):
                 try:
                     data = await self._client.receive(READ_BYTES)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     return  # gone: the task group's cancellation frees the stream
-            if waiting.cancelled_caught:
-                await self._reply(error_event(ErrorCode.IDLE_TIMEOUT, f"no request for {idle_s:g} s; closing"))
-                return
+            if data is None:
+                quiet_since = max(self._last_heard, self._stream_ended)
+                if self._stream is None and anyio.current_time() - quiet_since >= idle_s:
+                    await self._reply(error_event(ErrorCode.IDLE_TIMEOUT, f"no request for {idle_s:g} s; closing"))
+                    return
+                continue
+            self._last_heard = anyio.current_time()
             self._decoder.feed(data)
-            while True:
-                try:
-                    event = self._decoder.next_event()
-                except FrameError as exc:
-                    log_event(logger, "wyoming.client_error", peer=self._peer, code=exc.code)
-                    await self._reply(error_event(exc.code, exc.message))
-                    if exc.fatal:
-                        return
-                    continue
-                if event is None:
-                    break
-                await self._handle(event, connection)
+            await self._handle_buffered(connection)
+
+    async def _handle_buffered(self, connection: anyio.abc.TaskGroup) -> None:
+        while True:
+            try:
+                event = self._decoder.next_event()
+            except FrameError as exc:
+                log_event(logger, "wyoming.client_error", peer=self._peer, code=exc.code)
+                await self._reply(error_event(exc.code, exc.message))
+                if exc.fatal:
+                    raise ConnectionClosed from None
+                continue
+            if event is None:
+                return
+            await self._handle(event, connection)
 
     async def _handle(self, event: Event, connection: anyio.abc.TaskGroup) -> None:
         await self._do(self._conversation.receive(event), connection)
@@ -150,6 +159,7 @@ class WyomingConnection:
         finally:
             self._state.close_stream(stream)
             self._stream = None
+            self._stream_ended = anyio.current_time()
             self._conversation.over()
             log_event(logger, "stream.closed", stream=stream.id, outcome=outcome.value)
         if outcome is not Outcome.DONE:

@@ -9,7 +9,7 @@ Sans I/O: built from the providers once, asked per request.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
@@ -63,7 +63,7 @@ class Voices:
         default.sort(key=lambda v: v.voice.id != default_voice)
         self._search_order = default + [v for v in self._voices if v.provider != default_provider]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[WyomingVoice]:
         return iter(self._voices)
 
     def info(self) -> Info:

@@ -293,3 +293,9 @@ async def test_the_zeroconf_announcement_is_found_by_a_browser_and_withdrawn() -
             await browser.async_close()
     assert name == service_name("testhost")
     assert (found.port, found.parsed_addresses()) == (10200, ["127.0.0.1"])
+
+
+def test_select_program_takes_the_tts_program_only(conversation: Conversation) -> None:
+    assert conversation.receive(Event(type="select-program", data={"name": "stream_server"})) == []
+    (reply,) = conversation.receive(Event(type="select-program", data={"name": "whisper"}))
+    assert isinstance(reply, Reply) and reply.event.data["code"] == "bad_message"

@@ -36,7 +36,7 @@ from wyoming.tts import (
 from ...media import EncodedFrame
 from ...protocol import Done, Error, ErrorCode, ProtocolError, SegmentEnd, SegmentStart
 from ...session import Output, Stopped
-from .voices import Voices
+from .voices import PROGRAM, Voices
 
 PCM_WIDTH = 2
 PCM_CHANNELS = 1
@@ -152,9 +152,10 @@ class Conversation:
 
     def _select_program(self, event: Event) -> list[Command]:
         name = event.data.get("name")
-        if name == "tts" or any(name == p.name for p in self._voices.info().tts):
+        if name in ("tts", PROGRAM):
             return []
-        return [Reply(error_event(ErrorCode.BAD_MESSAGE, f"no program {str(name)[:64]!r}; the tts program is {self._voices.info().tts[0].name!r}"))]
+        message = f"no program {str(name)[:64]!r}; the tts program is {PROGRAM!r}"
+        return [Reply(error_event(ErrorCode.BAD_MESSAGE, message))]
 
     def _voice(self, requested: SynthesizeVoice | None) -> tuple[str, str] | None:
         return self._voices.resolve(requested)
@@ -163,7 +164,8 @@ class Conversation:
         if self.phase is phase:
             return
         if self.phase is Phase.IDLE:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{kind!r} outside a streaming request (send synthesize-start first)")
+            message = f"{kind!r} outside a streaming request (send synthesize-start first)"
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, message)
         raise ProtocolError(REQUEST_IN_PROGRESS, f"{kind!r} while the request before it is being answered")
 
     # -- the stream's lifecycle -------------------------------------------------------------------

@@ -92,7 +92,8 @@ class WyomingListener:
                 return
             if access.connections >= access.max_connections:
                 log_event(logger, "wyoming.refused", level=logging.WARNING, peer=label, code=ErrorCode.SERVER_BUSY)
-                await _goodbye(client, ErrorCode.SERVER_BUSY, "the server has all the connections it takes; retry later")
+                busy = "the server has all the connections it takes; retry later"
+                await _goodbye(client, ErrorCode.SERVER_BUSY, busy)
                 return
             access.connections += 1
             try:

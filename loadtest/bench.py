@@ -8,8 +8,8 @@ Sections (each starts its own servers, on loopback, one at a time, and stops the
   under 250 ms, stepping N up (then one step of bisection), opus 48 kHz and pcm 16 kHz, `tone`;
 - cloud: the OpenAI emulator (150 ms to first byte) behind the server: what the server adds, p50/p99;
 - piper: TTFA and real-time factor of 1, 2 and 4 concurrent Piper streams;
-- peers: one five-sentence paragraph, 1 and 4 concurrent clients: ours, Piper's own HTTP server,
-  wyoming-piper;
+- peers: one five-sentence paragraph, 1 and 4 concurrent clients: ours (over the WebSocket and
+  over Wyoming), Piper's own HTTP server, wyoming-piper;
 - memory: server RSS per idle connection and per active stream.
 
 Bounded: every level has a fixed duration, every stream a timeout, every step list an end; the
@@ -178,7 +178,10 @@ class Suite:
         model = default_model_path()
         rounds_1, rounds_4 = (8, 4) if not self.quick else (2, 1)
         peers: dict[str, Any] = {"model": str(model)}
-        with our_server(["piper"], 64, self.log_path("piper")) as server:
+        # Our server listens for Wyoming too, for the side by side with wyoming-piper.
+        wyoming_port = free_port()
+        wyoming = ["--wyoming-uri", f"tcp://127.0.0.1:{wyoming_port}"] if "peers" in self.args.sections else []
+        with our_server(["piper"], 64, self.log_path("piper"), extra_args=wyoming) as server:
             self.results["piper_server"] = server.command
             if "piper" in self.args.sections:
                 spec = StreamSpec(provider="piper", format="pcm", max_lead_ms=0)
@@ -192,6 +195,9 @@ class Suite:
                 base_ws = "ws" + server.base_http.removeprefix("http")
                 peers["ours"] = self._peer_rounds(lambda: ours_first_audio_ms(base_ws), rounds_1, rounds_4)
                 peers["ours_command"] = server.command
+                # The same request as wyoming-piper's below, to our Wyoming listener.
+                once_wyoming = lambda: wyoming_first_audio_ms("127.0.0.1", wyoming_port)
+                peers["ours_wyoming"] = self._peer_rounds(once_wyoming, rounds_1, rounds_4)
         if "peers" in self.args.sections:
             try:
                 with piper_http_server(model, self.log_path("piper-http")) as (base, command):

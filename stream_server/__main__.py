@@ -14,6 +14,7 @@ from .security import KeyStoreError
 from .server import StreamServer, uvicorn_config
 from .session.options import check_defaults
 from .settings import Settings, SettingsError, load_settings
+from .transports.wyoming.endpoint import check_wyoming_settings
 
 
 def load_server_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -24,6 +25,7 @@ def load_server_settings(argv: Sequence[str] | None = None, environ: Mapping[str
     """
     settings = load_settings(argv, environ)
     check_defaults(settings)
+    check_wyoming_settings(settings)
     return settings
 
 

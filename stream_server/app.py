@@ -32,6 +32,7 @@ from .transports.sse_stream import stream
 from .transports.tokens import mint_token
 from .transports.web import web_routes
 from .transports.websocket import stream_endpoint
+from .transports.wyoming.listener import wyoming_listener
 
 
 def check_stream_defaults(settings: Settings, providers: Mapping[str, Provider]) -> None:
@@ -59,9 +60,11 @@ def create_app(
         state = ServerState(settings=settings, providers=loaded, access=access)
         app.state.server = state
         try:
-            # The SSE sessions' streams outlive the requests that made them: they run here.
-            async with SseSessions(state) as sessions:
+            # The SSE sessions' streams outlive the requests that made them, and the Wyoming
+            # listener serves beside uvicorn's: they run here.
+            async with SseSessions(state) as sessions, wyoming_listener(state) as wyoming:
                 app.state.sse_sessions = sessions
+                app.state.wyoming = wyoming
                 yield
         finally:
             if owned:

@@ -210,6 +210,20 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         Meta(description="Folder of the browser demo served at / (default: the source tree's clients/web; empty: off)."),
     ] = None
 
+    # -- Wyoming, for Home Assistant (docs/compat.md) ----------------------------------------------
+    wyoming_uri: Annotated[
+        str | None, Meta(description="Wyoming listener for Home Assistant: tcp://HOST:PORT or unix://PATH (off unless set).")
+    ] = None
+    wyoming_allow: Annotated[
+        tuple[str, ...], Meta(description="Client networks the Wyoming listener answers besides loopback (CIDRs, e.g. 192.168.1.0/24).")
+    ] = ()
+    insecure_wyoming_open: Annotated[
+        bool, Meta(description="Answer Wyoming clients from any address (Wyoming has no authentication).")
+    ] = False
+    wyoming_zeroconf: Annotated[
+        bool, Meta(description="Announce the Wyoming listener over mDNS (_wyoming._tcp) so Home Assistant discovers it.")
+    ] = False
+
     # -- what every cloud provider shares (each one's own settings are nested under its name) -----
     http_connect_timeout_s: Annotated[float, Meta(gt=0, le=120, description="Cloud providers: connect timeout.")] = 5.0
     http_read_timeout_s: Annotated[

@@ -7,8 +7,8 @@ client of each would, and times its request to the first byte of audio:
   (`loadtest.ttfa.stream_once`);
 - Piper's HTTP server (`python -m piper.http_server -m MODEL`): `POST /synthesize` -> first body
   byte of the WAV it answers once the whole text is synthesized (`loadtest.ttfa.post_once`);
-- wyoming-piper (`python -m wyoming_piper --voice MODEL`): a Wyoming `synthesize` event over TCP ->
-  first `audio-chunk` event. It splits the text into sentences and sends each one's audio when it
+- wyoming-piper (`python -m wyoming_piper --voice MODEL`), and ours over Wyoming (`--wyoming-uri`):
+  a Wyoming `synthesize` event over TCP -> first `audio-chunk` event. It splits the text into sentences and sends each one's audio when it
   is synthesized, but synthesizes in its event loop under one global lock, so concurrent clients
   wait for each other.
 
@@ -60,13 +60,13 @@ async def wyoming_first_audio_ms(host: str, port: int) -> float:
         while True:
             event = await client.read_event()
             if event is None:
-                raise BenchmarkError("wyoming-piper closed the connection before audio-stop")
+                raise BenchmarkError(f"the Wyoming server on port {port} closed the connection before audio-stop")
             if AudioChunk.is_type(event.type) and first is None:
                 first = (time.perf_counter() - started) * 1000.0
             elif AudioStop.is_type(event.type):
                 break
     if first is None:
-        raise BenchmarkError("wyoming-piper sent no audio")
+        raise BenchmarkError(f"the Wyoming server on port {port} sent no audio")
     return first
 
 

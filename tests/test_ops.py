@@ -124,7 +124,11 @@ async def test_the_request_id_is_logged_with_the_stream_id() -> None:
         speech = {"model": "tts-1", "voice": "alloy", "input": "Hi there.", "response_format": "pcm"}
         spoken = await http.post("/v1/audio/speech", json=speech, headers={"x-request-id": "trace-speech"})
         streamed = await http.post("/v1/tts/stream", json={"text": "Hi there."})
-    assert spoken.status_code == streamed.status_code == 200
+        session = await http.post("/v1/tts/sessions", json={}, headers={"x-request-id": "trace-session"})
+        async with connect(server.ws_url, additional_headers={"x-request-id": "trace-ws"}) as ws:
+            await ws.recv()  # ready: the stream is open
+    assert spoken.status_code == streamed.status_code == 200 and session.status_code == 201
     opened = {entry["event"]: entry for entry in server.log() if str(entry["event"]).endswith(".open")}
     assert opened["speech.open"]["request"] == "trace-speech" and opened["speech.open"]["stream"]
     assert opened["sse_stream.open"]["request"] == streamed.headers["x-request-id"]
+    assert opened["sse.open"]["request"] == "trace-session" and opened["stream.open"]["request"] == "trace-ws"

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from ..logs import log_event
 from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.sse import SseEncoder
+from ..request_id import request_id_of
 from ..security import Client
 from ..security.guard import client_of
 from ..security.limits import TokenBucket
@@ -163,7 +164,7 @@ class SseSessions:
         self._tasks.cancel_scope.cancel()
         await self._tasks.__aexit__(None, None, None)
 
-    def create(self, config: Config, client: Client) -> SseSession:
+    def create(self, config: Config, client: Client, request_id: str | None = None) -> SseSession:
         assert self._tasks is not None, "SseSessions is used outside its context"
         options = options_for(self._state, config)
         self._take_open_creation(client)
@@ -171,7 +172,9 @@ class SseSessions:
         session = SseSession(uuid.uuid4().hex, stream, client, self._state.settings.sse_resume_ms, self._clock)
         self._sessions[session.id] = session
         self._tasks.start_soon(self._run, session, stream, name=f"sse-{stream.id}")
-        log_event(logger, "sse.open", session=session.id[:8], stream=stream.id, provider=options.provider)
+        log_event(
+            logger, "sse.open", session=session.id[:8], stream=stream.id, request=request_id, provider=options.provider
+        )
         return session
 
     def _take_open_creation(self, client: Client) -> None:
@@ -271,7 +274,7 @@ async def create_session(request: Request) -> Response:
     state: ServerState = request.app.state.server
     try:
         config = await read_body(request, Config, state.settings.max_message_bytes)
-        session = _sessions(request).create(config, client_of(request))
+        session = _sessions(request).create(config, client_of(request), request_id_of(request))
     except HttpError as exc:
         return exc.response()
     base = f"/v1/tts/sessions/{session.id}"

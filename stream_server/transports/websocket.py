@@ -31,6 +31,7 @@ from ..protocol import (
     decode_client_message,
     encode_server_message,
 )
+from ..request_id import request_id_of
 from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import ClientGone, Output, Stopped, Stream, config_from_query, resolve_options
@@ -72,7 +73,8 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_CODES.get(exc.code, CLOSE_POLICY), exc.code)
         return
     log_event(
-        logger, "stream.open", stream=stream.id, client=state.client_of(stream).label, provider=options.provider,
+        logger, "stream.open", stream=stream.id, request=request_id_of(websocket), client=state.client_of(stream).label,
+        provider=options.provider,
         voice=options.voice, format=options.format.name, sample_rate=options.sample_rate,
     )  # fmt: skip
     try:

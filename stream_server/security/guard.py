@@ -101,7 +101,7 @@ class Guard:
                 raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
             return client
         if scope["type"] == "websocket":
-            # The literal name only: a percent-encoded one would slip past the log masking.
+            # The literal name only, one spelling to document (the log masks every spelling).
             raw = scope.get("query_string", b"").decode("latin-1")
             token = next((value for name, _, value in (p.partition("=") for p in raw.split("&")) if name == "token"), None)
             token = unquote(token) if token else None

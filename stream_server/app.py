@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -44,12 +45,17 @@ def check_stream_defaults(settings: Settings, providers: Mapping[str, Provider])
 
 
 def create_app(
-    settings: Settings, providers: Mapping[str, Provider] | None = None, *, owns_providers: bool = False
+    settings: Settings,
+    providers: Mapping[str, Provider] | None = None,
+    *,
+    owns_providers: bool = False,
+    access: Access | None = None,
 ) -> Starlette:
-    """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share."""
+    """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share.
+    `access`: the server's (its connection table is the one its sockets are counted in)."""
 
     # The keys file is read now: a bad one stops the server before it listens.
-    access = Access.from_settings(settings)
+    access = access or Access.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,10 +65,13 @@ def create_app(
         state = ServerState(settings=settings, providers=loaded, access=access)
         app.state.server = state
         try:
-            # The SSE sessions' streams outlive the requests that made them: they run here.
-            async with SseSessions(state) as sessions:
+            # The SSE sessions' streams outlive the requests that made them: they run here, and
+            # so does the watch over every socket's deadlines, for as long as the server serves.
+            async with SseSessions(state) as sessions, anyio.create_task_group() as watching:
+                watching.start_soon(access.connections.watch, name="connection-deadlines")
                 app.state.sse_sessions = sessions
                 yield
+                watching.cancel_scope.cancel()
         finally:
             if owned:
                 await state.aclose()

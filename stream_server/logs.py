@@ -27,7 +27,9 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 _QUERY = re.compile(r"\?((?:[^\s\\#\"]|\\[^\"])+)")
 _QUERY_SEPARATOR = re.compile(r"([&;])")
 # Names that say "credential" whatever the value: a short or malformed token is masked too.
-_CREDENTIAL_NAMES = frozenset({"token", "access_token", "key", "api_key", "apikey", "api-key", "auth", "password", "secret"})
+_CREDENTIAL_NAMES = frozenset(
+    {"token", "access_token", "key", "api_key", "apikey", "api-key", "auth", "password", "secret"}
+)
 _SECRETS = (
     re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*)[^\\\"\n]+", re.IGNORECASE),
     # An SSE session's id is its event stream's credential: keep enough to follow it in the log.

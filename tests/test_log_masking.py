@@ -44,7 +44,8 @@ def test_a_credential_is_masked_under_any_name_or_spelling(query: str) -> None:
     token = TokenIssuer(60).mint("alice")
     key = new_key()
     token_encoded = "".join(f"%{ord(c):02X}" for c in token)
-    line = formatted(f'127.0.0.1:5 - "GET /v1/voices?{query.format(token=token, key=key, token_encoded=token_encoded)} HTTP/1.1" 200')
+    filled = query.format(token=token, key=key, token_encoded=token_encoded)
+    line = formatted(f'127.0.0.1:5 - "GET /v1/voices?{filled} HTTP/1.1" 200')
     for secret in (token, token.split(".")[1], key, token_encoded):
         assert secret not in line
     assert "***" in line and line.endswith('HTTP/1.1\\" 200"}')

@@ -47,7 +47,9 @@ _TCP_ESTABLISHED = 1
 
 
 @contextmanager
-def limited_server(source: Path | None, log_path: Path, max_files: int, extra: Sequence[str] = ()) -> Iterator[StartedServer]:
+def limited_server(
+    source: Path | None, log_path: Path, max_files: int, extra: Sequence[str] = ()
+) -> Iterator[StartedServer]:
     """A server process whose descriptor limit is `max_files` (soft and hard)."""
     port = free_port()
     argv = server_argv(port, ["tone"], 200, extra)
@@ -120,13 +122,13 @@ def out_of_descriptors(source: Path | None, logs: Path) -> list[Figure]:
     scenario = "alice: 300 sockets trickling a request head, fd limit 256"
     log_path = logs / "out-of-descriptors.log"
     with limited_server(source, log_path, 256) as server:
+        log_before = log_path.stat().st_size
         alice = []
         for _ in range(300):
             sock = _open(_port(server))  # the kernel completes the handshake even when the server cannot accept
             sock.sendall(b"GET /v1/voices HTTP/1.1\r\n")
             alice.append(sock)
         time.sleep(0.5)
-        log_before = log_path.stat().st_size
         first = read_sample(server.pid)
         time.sleep(5)
         last = read_sample(server.pid)
@@ -139,7 +141,7 @@ def out_of_descriptors(source: Path | None, logs: Path) -> list[Figure]:
     cpu = "n/a" if first is None or last is None else f"{100 * (last.cpu_s - first.cpu_s) / (last.at - first.at):.0f}"
     return [
         Figure(scenario, "server CPU over 5 s, % of a core", cpu, "~0 (no spin)"),
-        Figure(scenario, "server log over 5 s, bytes", f"{log_bytes}", "a line or two"),
+        Figure(scenario, "server log from alice's first socket to 5 s on, bytes", f"{log_bytes}", "a line or two"),
         Figure(scenario, "bob during (GET /healthz)", f"{bob_during} after {took:.1f} s", "refused at once"),
         Figure(scenario, "bob once alice has gone", bob_after, "200"),
     ]
@@ -185,7 +187,8 @@ def _never_reading_http(port: int) -> socket.socket:
 
 def never_reading_clients(source: Path | None, logs: Path) -> list[Figure]:
     figures = []
-    with our_server(["tone"], 200, logs / "never-reading.log", ("--max-lead-ms", "0"), env=environment(None, source)) as server:
+    unpaced = ("--max-lead-ms", "0")
+    with our_server(["tone"], 200, logs / "never-reading.log", unpaced, env=environment(None, source)) as server:
         for name, make in (("WebSocket", _never_reading_websocket), ("HTTP (SSE)", _never_reading_http)):
             sock = make(_port(server))
             started = time.monotonic()
@@ -194,9 +197,9 @@ def never_reading_clients(source: Path | None, logs: Path) -> list[Figure]:
             kept = time.monotonic() - started
             value = f"> {KEEP_BOUND_S:.0f} (still open)" if _held_by_server(sock) else f"{kept:.1f}"
             sock.close()
-            figures.append(
-                Figure(f"a {name} client that never reads (4 KiB receive buffer)", "s the server keeps its connection", value, "~5 (--write-timeout-s) + filling the buffers")
-            )
+            scenario = f"a {name} client that never reads (4 KiB receive buffer)"
+            wanted = "~5 (--write-timeout-s) + filling the buffers"
+            figures.append(Figure(scenario, "s the server keeps its connection", value, wanted))
     return figures
 
 
@@ -213,9 +216,8 @@ def secrets_in_the_log(source: Path | None, logs: Path) -> list[Figure]:
     log_path = logs / "secrets.log"
     with tempfile.TemporaryDirectory() as folder:
         keys = Path(folder) / "keys.txt"
-        keys.write_text(
-            "".join(f"{name} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n" for name, key in (("alice", alice_key), ("bob", bob_key)))
-        )
+        pairs = (("alice", alice_key), ("bob", bob_key))
+        keys.write_text("".join(f"{name} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n" for name, key in pairs))
         extra = ("--api-keys-file", str(keys), "--log-level", "info")
         with our_server(["tone"], 200, log_path, extra, env=environment(None, source)) as server:
             bearer = {"Authorization": f"Bearer {alice_key}"}
@@ -237,8 +239,9 @@ def secrets_in_the_log(source: Path | None, logs: Path) -> list[Figure]:
                     secrets.append((label, alice_key if "{key}" in spelling else token))
             time.sleep(0.5)  # the last lines reach the file
             log = log_path.read_text(errors="replace")
+    measure = "secret in the log (INFO)"
     return [
-        Figure(f"{label} in an HTTP and a WebSocket request", "secret in the log (INFO)", "yes" if secret in log else "no", "no")
+        Figure(f"{label} in an HTTP and a WebSocket request", measure, "yes" if secret in log else "no", "no")
         for label, secret in secrets
     ]
 

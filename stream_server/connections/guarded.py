@@ -4,14 +4,17 @@
 `connection_made` to `connection_lost`, and passes every event on to uvicorn's protocol, which
 sees the socket through `_Transport`. That proxy counts the bytes written, and follows uvicorn's
 switch from HTTP to WebSocket (`set_protocol`), so one guard covers a socket for its whole life.
-The table's watch asks each guard for its deadlines (`check`); a missed one aborts the socket,
+The table's watch asks each guard for its deadlines (`check`); a missed one resets the socket,
 which drops whatever it still had to send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -86,10 +89,13 @@ class GuardedConnection(asyncio.Protocol):
         if transport is None:
             return None
         expired = self._deadlines.expired(
-            now, awaiting_head=_awaiting_head(self._inner), written=self.written, buffered=transport.get_write_buffer_size()
+            now,
+            awaiting_head=_awaiting_head(self._inner),
+            written=self.written,
+            buffered=transport.get_write_buffer_size(),
         )
         if expired is not None:
-            transport.abort()  # drops the unsent bytes; connection_lost follows
+            _reset(transport)
         return expired
 
     # -- the proxy's side -------------------------------------------------------------------------
@@ -101,6 +107,17 @@ class GuardedConnection(asyncio.Protocol):
     @property
     def inner(self) -> asyncio.Protocol:
         return self._inner
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close at once, dropping the unsent bytes, the kernel's too: a plain close would leave the
+    kernel sending its buffer (megabytes) to a client that reads nothing, for minutes. With a zero
+    linger the close is a reset; connection_lost follows."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _awaiting_head(protocol: asyncio.Protocol) -> bool:

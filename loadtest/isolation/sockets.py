@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from loadtest.load.procstat import read_sample
-from loadtest.load.server import StartedServer, our_server, server_argv
+from loadtest.load.server import StartedServer, server_argv
 from loadtest.ttfa import ManagedProcess, free_port, wait_until_up
 
 from . import Figure, environment, markdown, parser
@@ -50,9 +50,13 @@ _TCP_ESTABLISHED = 1
 def limited_server(
     source: Path | None, log_path: Path, max_files: int, extra: Sequence[str] = ()
 ) -> Iterator[StartedServer]:
-    """A server process whose descriptor limit is `max_files` (soft and hard)."""
+    """A server process whose descriptor limit is `max_files` (soft and hard). With `source`, run
+    with `-P`: `python -m` would otherwise put the working directory (this checkout) ahead of the
+    PYTHONPATH that points at `source`, and import this checkout's server."""
     port = free_port()
     argv = server_argv(port, ["tone"], 200, extra)
+    if source is not None:
+        argv.insert(1, "-P")
     env = environment(None, source)
     prefix = ["prlimit", f"--nofile={max_files}:{max_files}", "env", *(f"{k}={v}" for k, v in env.items())]
     with ManagedProcess("stream_server", [*prefix, *argv], log_path) as process:
@@ -187,8 +191,7 @@ def _never_reading_http(port: int) -> socket.socket:
 
 def never_reading_clients(source: Path | None, logs: Path) -> list[Figure]:
     figures = []
-    unpaced = ("--max-lead-ms", "0")
-    with our_server(["tone"], 200, logs / "never-reading.log", unpaced, env=environment(None, source)) as server:
+    with limited_server(source, logs / "never-reading.log", 1024, ("--max-lead-ms", "0")) as server:
         for name, make in (("WebSocket", _never_reading_websocket), ("HTTP (SSE)", _never_reading_http)):
             sock = make(_port(server))
             started = time.monotonic()
@@ -219,7 +222,7 @@ def secrets_in_the_log(source: Path | None, logs: Path) -> list[Figure]:
         pairs = (("alice", alice_key), ("bob", bob_key))
         keys.write_text("".join(f"{name} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n" for name, key in pairs))
         extra = ("--api-keys-file", str(keys), "--log-level", "info")
-        with our_server(["tone"], 200, log_path, extra, env=environment(None, source)) as server:
+        with limited_server(source, log_path, 1024, extra) as server:
             bearer = {"Authorization": f"Bearer {alice_key}"}
             secrets: list[tuple[str, str]] = []
             with httpx.Client(base_url=server.base_http, timeout=10) as http:

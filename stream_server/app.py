@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -45,12 +46,17 @@ def check_stream_defaults(settings: Settings, providers: Mapping[str, Provider])
 
 
 def create_app(
-    settings: Settings, providers: Mapping[str, Provider] | None = None, *, owns_providers: bool = False
+    settings: Settings,
+    providers: Mapping[str, Provider] | None = None,
+    *,
+    owns_providers: bool = False,
+    access: Access | None = None,
 ) -> Starlette:
-    """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share."""
+    """Without `providers`, they are built (and closed) by the app; tests pass loaded ones to share.
+    `access`: the server's (its connection table is the one its sockets are counted in)."""
 
     # The keys file is read now: a bad one stops the server before it listens.
-    access = Access.from_settings(settings)
+    access = access or Access.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,12 +66,19 @@ def create_app(
         state = ServerState(settings=settings, providers=loaded, access=access)
         app.state.server = state
         try:
-            # The SSE sessions' streams outlive the requests that made them, and the Wyoming
-            # listener serves beside uvicorn's: they run here.
-            async with SseSessions(state) as sessions, wyoming_listener(state) as wyoming:
+            # The SSE sessions' streams outlive the requests that made them, the Wyoming listener
+            # serves beside uvicorn's, and the watch over every socket's deadlines runs for as
+            # long as the server serves: all of them here.
+            async with (
+                SseSessions(state) as sessions,
+                wyoming_listener(state) as wyoming,
+                anyio.create_task_group() as watching,
+            ):
+                watching.start_soon(access.connections.watch, name="connection-deadlines")
                 app.state.sse_sessions = sessions
                 app.state.wyoming = wyoming
                 yield
+                watching.cancel_scope.cancel()
         finally:
             if owned:
                 await state.aclose()

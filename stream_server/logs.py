@@ -9,16 +9,28 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 import msgspec
+
+from .security.keys import looks_like_key
+from .security.tokens import looks_like_token
 
 # A log line must never be lost to a value msgspec cannot encode: such values are shown by repr.
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # Secrets that libraries put in their own lines: uvicorn logs request paths with their query (a
-# browser token), and at debug level the WebSocket handshake's headers (a key).
+# browser token, or a key a client put there), and at debug level the WebSocket handshake's headers.
+# A query is masked parameter by parameter, by what its value looks like (see `_masked_query`).
+# In the encoded line it ends at a space, a `#`, the string's closing quote or an encoded quote
+# (`\"`; other JSON escapes, such as `\u00e9`, are part of it).
+_QUERY = re.compile(r"\?((?:[^\s\\#\"]|\\[^\"])+)")
+_QUERY_SEPARATOR = re.compile(r"([&;])")
+# Names that say "credential" whatever the value: a short or malformed token is masked too.
+_CREDENTIAL_NAMES = frozenset(
+    {"token", "access_token", "key", "api_key", "apikey", "api-key", "auth", "password", "secret"}
+)
 _SECRETS = (
-    re.compile(r"([?&]token=)[^&\s\\\"]+"),
     re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*)[^\\\"\n]+", re.IGNORECASE),
     # An SSE session's id is its event stream's credential: keep enough to follow it in the log.
     re.compile(r"(/v1/tts/sessions/[0-9a-f]{8})[0-9a-f]{24}"),
@@ -61,9 +73,29 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         line = _encoder.encode(entry).decode("utf-8", "replace")
+        line = _QUERY.sub(_masked_query, line)
         for secret in _SECRETS:
             line = secret.sub(r"\1***", line)
         return line
+
+
+def _masked_query(match: re.Match[str]) -> str:
+    """A query string with the value of every parameter that is, or looks like, a credential
+    replaced by `***`: `?TOKEN=`, `?%74oken=`, `;token=` and `?api_key=` alike. Names and values
+    are judged percent-decoded, as the server would read them; any value with the shape of a key
+    or a token is masked under any name (a key is never a legitimate query value)."""
+    parts = _QUERY_SEPARATOR.split(match.group(1))
+    for i in range(0, len(parts), 2):  # odd indices hold the separators
+        name, equals, value = parts[i].partition("=")
+        if not equals:
+            name, value = "", name  # a bare value (`?KEY`)
+        if value and _is_credential(unquote_plus(name).strip().lower(), unquote_plus(value)):
+            parts[i] = f"{name}{equals}***"
+    return "?" + "".join(parts)
+
+
+def _is_credential(name: str, value: str) -> bool:
+    return name in _CREDENTIAL_NAMES or looks_like_key(value) or looks_like_token(value)
 
 
 def configure_logging(level: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Mapping
 from types import FrameType
@@ -11,10 +12,13 @@ from types import FrameType
 import anyio
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
 
 from .app import create_app
+from .connections import Listener, bind_listeners, guarded_http
 from .logs import configure_logging, log_event
 from .providers import Provider
+from .security.access import Access
 from .server_state import ServerState
 from .settings import Settings
 
@@ -32,11 +36,16 @@ logger = logging.getLogger(__name__)
 def uvicorn_config(
     settings: Settings, providers: Mapping[str, Provider] | None = None, *, owns_providers: bool = False
 ) -> uvicorn.Config:
+    access = Access.from_settings(settings)  # reads the keys file
     return uvicorn.Config(
-        create_app(settings, providers, owns_providers=owns_providers),
+        create_app(settings, providers, owns_providers=owns_providers, access=access),
         host=settings.host,
         port=settings.port,
         log_config=configure_logging(settings.log_level),
+        # Every socket counted and given its deadlines from accept to close (connections/): the
+        # guard wraps h11's protocol, and follows it to the WebSocket protocol it hands over to.
+        http=guarded_http(access.connections),  # type: ignore[arg-type]
+        ws="websockets-sansio",
         ws_max_size=max(WS_MAX_SIZE_FACTOR * settings.max_message_bytes, WS_MAX_SIZE_FLOOR),
         # Encoded audio does not compress: deflating every frame (browsers and the websockets
         # library offer it by default) would cost CPU per frame and gain nothing.
@@ -59,16 +68,45 @@ class StreamServer(uvicorn.Server):
         super().__init__(config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_asked: asyncio.Event | None = None
+        self._listener: Listener | None = None
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._drain_asked = asyncio.Event()
-        await super().startup(sockets)
+        config = self.config
+        if sockets is not None or config.fd is not None or config.uds is not None:
+            await super().startup(sockets)  # handed sockets: asyncio accepts on them
+            return
+        # uvicorn's startup, but the accepting is ours (connections/listener.py: out of
+        # descriptors, clients are refused, and the event loop does not spin).
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        try:
+            listening = bind_listeners(config.host, config.port, config.backlog)
+        except OSError as exc:
+            logger.error(exc)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        loop = self._loop
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=loop
+            )
+
+        self.servers = []
+        self._listener = Listener(listening, protocol, self._state().access.connections)
+        self._log_started_message(listening)
+        self.started = True
 
     async def main_loop(self) -> None:
-        # The drain belongs to the serving loop: it runs in its task group, and ends with it.
+        # The drain and the accepting belong to the serving loop: they run in its task group, and
+        # end with it (so the listening sockets close before uvicorn's shutdown, as its own do).
         async with anyio.create_task_group() as serving:
             serving.start_soon(self._drain_when_asked, name="drain")
+            if self._listener is not None:
+                serving.start_soon(self._listener.serve, name="accept")
             await super().main_loop()
             serving.cancel_scope.cancel()
 

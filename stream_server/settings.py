@@ -194,8 +194,35 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         int, Meta(ge=0, le=100_000_000, description="Characters of text per key per minute (0: no limit).")
     ] = 60_000
     max_connections: Annotated[
-        int, Meta(ge=1, le=1_000_000, description="Open HTTP requests and WebSockets at once (health endpoints excepted).")
+        int,
+        Meta(
+            ge=1,
+            le=1_000_000,
+            description=(
+                "Open connections at once: every accepted socket, idle, still sending its request or "
+                "streaming (health endpoints are answered past it)."
+            ),
+        ),
     ] = 1000
+    header_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="A connection that takes longer to send a request's line and headers (a WebSocket handshake's too) is closed.",
+        ),
+    ] = 10.0
+    write_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description=(
+                "A connection whose client takes none of what the server has to send for this long is "
+                "closed (WebSocket, streamed HTTP, SSE); the default is 3 s past --ring-ms's 2 s."
+            ),
+        ),
+    ] = 5.0
     idle_timeout_s: Annotated[
         float, Meta(gt=0, le=86_400, description="A stream waiting for text with nothing to send is closed after this long.")
     ] = 30.0

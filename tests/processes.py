@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,11 +33,18 @@ class ServerProcess:
 
 
 @asynccontextmanager
-async def server_process(*options: str) -> AsyncIterator[ServerProcess]:
+async def server_process(*options: str, max_files: int | None = None) -> AsyncIterator[ServerProcess]:
+    """`max_files`: the process's descriptor limit (RLIMIT_NOFILE), to run it out of them."""
+
+    def limit_files() -> None:
+        if max_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stream_server", "--providers", "tone", "--provider", "tone", "--port", "0",
         "--max-lead-ms", "0", *options,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit_files if max_files is not None else None,
     )
     server = ServerProcess(process)
     started = asyncio.get_running_loop().create_future()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..connections import ConnectionLimits, ConnectionTable
 from ..settings import Settings, is_loopback
 from .keys import KeyStore, KeyStoreError
 from .limits import ClientLimits, KeyDefaults
@@ -15,9 +16,8 @@ class Access:
     keys: KeyStore
     tokens: TokenIssuer
     limits: ClientLimits
-    max_connections: int
-    connections: int = 0
-    """HTTP requests and WebSockets open now (health endpoints are not counted)."""
+    connections: ConnectionTable
+    """Every accepted socket (HTTP keep-alive, WebSocket, one still sending its request head)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -40,5 +40,11 @@ class Access:
                     chars_per_minute=settings.key_chars_per_minute,
                 )
             ),
-            max_connections=settings.max_connections,
+            connections=ConnectionTable(
+                ConnectionLimits(
+                    max_connections=settings.max_connections,
+                    header_timeout_s=settings.header_timeout_s,
+                    write_timeout_s=settings.write_timeout_s,
+                )
+            ),
         )

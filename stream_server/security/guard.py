@@ -26,7 +26,8 @@ PUBLIC_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/metrics", "/v1", "/v1/", "/v1/voices", "/v1/formats", "/v1/models"}
 )
 PUBLIC_PREFIXES = ("/static/",)
-# Not counted against --max-connections: probes must get through to a full server.
+# Served on a full server (every socket counts, theirs too, but these answer anyway): probes must
+# get through. The connection layer keeps a few sockets' headroom past --max-connections for them.
 UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 CLOSE_TRY_AGAIN = 1013
@@ -73,17 +74,13 @@ class Guard:
             if path in UNCOUNTED_PATHS:
                 await self._app(scope, receive, send)
                 return
-            if self._access.connections >= self._access.max_connections:
+            if self._access.connections.over_capacity:
                 raise ProtocolError(ErrorCode.SERVER_BUSY, "the server has all the connections it takes; retry later")
             scope[_CLIENT] = self._identify(scope, headers, path)
         except ProtocolError as exc:
             await _refuse(scope, receive, send, exc)
             return
-        self._access.connections += 1
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            self._access.connections -= 1
+        await self._app(scope, receive, send)
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
         origin = origin.rstrip("/").lower()
@@ -101,7 +98,7 @@ class Guard:
                 raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
             return client
         if scope["type"] == "websocket":
-            # The literal name only: a percent-encoded one would slip past the log masking.
+            # The literal name only, one spelling to document (the log masks every spelling).
             raw = scope.get("query_string", b"").decode("latin-1")
             token = next((value for name, _, value in (p.partition("=") for p in raw.split("&")) if name == "token"), None)
             token = unquote(token) if token else None

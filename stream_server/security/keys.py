@@ -49,6 +49,17 @@ ANONYMOUS = Client(None)
 MIN_KEY_CHARS = 16
 """Shorter keys could be guessed, and a fast hash would not slow the guessing down."""
 
+# What a key looks like wherever it may be pasted: a run of MIN_KEY_CHARS or more of the characters
+# random keys are written in (base64, base64url, hex; `sk-...` provider keys too).
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_\-.~+/=]{%d,}" % MIN_KEY_CHARS)
+
+
+def looks_like_key(value: str) -> bool:
+    """Whether `value` has the shape of an API key (ours or a provider's): what a log masks
+    wherever it appears, whatever the parameter is called. Voice ids of 16 characters or more
+    match too; masking one of those costs less than printing one key."""
+    return _KEY_SHAPE.fullmatch(value) is not None
+
 
 def new_key() -> str:
     """A random key: 32 bytes, URL-safe base64 (43 characters)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -21,6 +22,13 @@ import msgspec
 from ..protocol import ErrorCode, ProtocolError
 
 MAX_OUTSTANDING_PER_KEY = 32
+# base64url(claims) "." base64url(HMAC-SHA256), the signature 43 characters without padding.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{43}")
+
+
+def looks_like_token(value: str) -> bool:
+    """Whether `value` has the shape of a browser token, whatever parameter carries it."""
+    return _TOKEN_SHAPE.fullmatch(value) is not None
 
 
 class _Claims(msgspec.Struct, forbid_unknown_fields=True):

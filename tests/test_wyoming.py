@@ -177,9 +177,25 @@ async def test_a_client_gone_mid_stream_frees_everything(tone_provider) -> None:
         await wait_for(lambda: not server.state.streams)
         await wait_for(lambda: not stream_tasks(stream.id))
         assert stream.core.buffered_ms == 0 and stream.pending_chars == 0
-        await wait_for(lambda: server.state.access.connections == 0)
+        await wait_for(lambda: len(server.state.access.connections) == 0)
         health = await server.health()
         assert health["streams"] == 0 and health["tasks"] <= baseline
+
+
+async def test_a_client_that_stops_reading_loses_its_connection_after_the_write_timeout(tone_provider) -> None:
+    async with wyoming_server({"tone": tone_provider}, ring_ms=500, write_timeout_s=0.5) as server:
+        client = AsyncClient.from_uri(wyoming_uri(server))
+        await client.connect()
+        try:
+            await client.write_event(SynthesizeStart().event())
+            await client.write_event(SynthesizeChunk(text=" ".join(["A long stream of words."] * 2000)).event())
+            await read_until(client, "audio-chunk")
+            (stream,) = server.state.streams
+            await wait_for(lambda: stream.backpressured)  # the client reads no more, and stays
+            await wait_for(lambda: not server.state.streams, timeout=10)
+            await wait_for(lambda: len(server.state.access.connections) == 0)
+        finally:
+            await client.disconnect()
 
 
 async def send_raw(sock_writer: asyncio.StreamWriter, header: dict[str, Any], data: bytes = b"", payload: bytes = b"") -> None:
@@ -236,7 +252,7 @@ async def test_an_unknown_voice_is_refused_and_the_connection_closed(tone_provid
         error = Error.from_event((await read_until(client, "error")).events[-1][1])
         async with asyncio.timeout(TIMEOUT_S):
             assert await client.read_event() is None  # its client would wait for audio-stop: closed
-        await wait_for(lambda: server.state.access.connections == 0)
+        await wait_for(lambda: len(server.state.access.connections) == 0)
     assert error.code == "unknown_voice" and "beep" in error.text
 
 
@@ -248,7 +264,7 @@ async def test_max_connections_applies_to_wyoming_clients(tone_provider) -> None
             async with AsyncClient.from_uri(wyoming_uri(server)) as second:
                 refused = Error.from_event((await read_until(second, "error")).events[-1][1])
         async with AsyncClient.from_uri(wyoming_uri(server)) as third:
-            await wait_for(lambda: server.state.access.connections <= 1)
+            await wait_for(lambda: len(server.state.access.connections) <= 1)
             await third.write_event(Describe().event())
             await read_until(third, "info")
     assert refused.code == "server_busy"

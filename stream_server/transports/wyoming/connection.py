@@ -31,8 +31,7 @@ WYOMING_CLIENT = Client("wyoming")
 """Every Wyoming client is one client of the per-key limits (--key-max-streams...): Wyoming has no
 keys, and one entry bounds the limits' memory whatever the number of addresses."""
 READ_BYTES = 65536
-# An answer the client does not take within this long (it stopped reading) ends the connection;
-# the stream's own audio waits instead (backpressure), bounded by the stream's deadlines.
+# A goodbye to a client refused before its connection starts gets this long to leave.
 REPLY_TIMEOUT_S = 10.0
 
 
@@ -175,17 +174,16 @@ class WyomingConnection:
     # -- writing ------------------------------------------------------------------------------------
 
     async def _reply(self, event: Event) -> None:
-        try:
-            with anyio.fail_after(REPLY_TIMEOUT_S):
-                await self._write(event)
-        except TimeoutError:
-            raise ConnectionClosed from None
+        await self._write(event)
 
     async def _write(self, event: Event) -> None:
+        """Send one event; a client that takes nothing for --write-timeout-s (it stopped reading)
+        loses its connection, as an HTTP or WebSocket client does (connections/)."""
         data = encode_event(event)
         async with self._write_lock:
             try:
-                await self._client.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                with anyio.fail_after(self._state.settings.write_timeout_s):
+                    await self._client.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError) as exc:
                 raise ConnectionClosed from exc
 

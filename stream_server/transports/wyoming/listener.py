@@ -85,23 +85,33 @@ class WyomingListener:
         async with client:
             peer = _peer_host(client)
             label = peer or "unix"
-            access = self._state.access
             if not peer_allowed(peer, self._networks, self._open_to_all):
                 log_event(logger, "wyoming.refused", level=logging.WARNING, peer=label, code=FORBIDDEN_ADDRESS)
                 await _goodbye(client, FORBIDDEN_ADDRESS, f"{label} is not in --wyoming-allow")
                 return
-            if access.connections >= access.max_connections:
-                log_event(logger, "wyoming.refused", level=logging.WARNING, peer=label, code=ErrorCode.SERVER_BUSY)
-                busy = "the server has all the connections it takes; retry later"
-                await _goodbye(client, ErrorCode.SERVER_BUSY, busy)
-                return
-            access.connections += 1
+            table = self._state.access.connections
+            counted = _CountedSocket()
             try:
+                # Counted toward --max-connections like every HTTP socket (connections/).
+                if not table.admit(counted) or table.over_capacity:
+                    log_event(logger, "wyoming.refused", level=logging.WARNING, peer=label, code=ErrorCode.SERVER_BUSY)
+                    busy = "the server has all the connections it takes; retry later"
+                    await _goodbye(client, ErrorCode.SERVER_BUSY, busy)
+                    return
                 await WyomingConnection(self._state, self._voices, client, label).run()
             except Exception as exc:  # noqa: BLE001 - one connection's bug must not end the listener
                 log_event(logger, "wyoming.connection_failed", level=logging.ERROR, peer=label, error=repr(exc))
             finally:
-                access.connections -= 1
+                table.discard(counted)
+
+
+class _CountedSocket:
+    """A Wyoming socket in the server's connection table. Its deadlines are the connection's own
+    (the idle timeout between requests, the write timeout on every send), so the table's watch
+    has nothing to check."""
+
+    def check(self, now: float) -> None:
+        return None
 
 
 async def _goodbye(client: anyio.abc.SocketStream, code: str, message: str) -> None:

@@ -13,7 +13,8 @@ from .providers import build_providers
 from .security import KeyStoreError
 from .server import StreamServer, uvicorn_config
 from .session.options import check_defaults
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError
+from .settings_loader import load_settings
 from .transports.wyoming.endpoint import check_wyoming_settings
 
 

@@ -16,7 +16,8 @@ from stream_server.providers import Provider
 from stream_server.providers.tone import ToneProvider
 from stream_server.server import uvicorn_config
 from stream_server.server_state import ServerState
-from stream_server.settings import Settings, settings_from_raw
+from stream_server.settings import Settings
+from stream_server.settings_loader import settings_from_raw
 
 
 @dataclass

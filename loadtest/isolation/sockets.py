@@ -50,13 +50,9 @@ _TCP_ESTABLISHED = 1
 def limited_server(
     source: Path | None, log_path: Path, max_files: int, extra: Sequence[str] = ()
 ) -> Iterator[StartedServer]:
-    """A server process whose descriptor limit is `max_files` (soft and hard). With `source`, run
-    with `-P`: `python -m` would otherwise put the working directory (this checkout) ahead of the
-    PYTHONPATH that points at `source`, and import this checkout's server."""
+    """A server process whose descriptor limit is `max_files` (soft and hard)."""
     port = free_port()
     argv = server_argv(port, ["tone"], 200, extra)
-    if source is not None:
-        argv.insert(1, "-P")
     env = environment(None, source)
     prefix = ["prlimit", f"--nofile={max_files}:{max_files}", "env", *(f"{k}={v}" for k, v in env.items())]
     with ManagedProcess("stream_server", [*prefix, *argv], log_path) as process:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from stream_server.providers.base import Share, Urgency, next_tick
-from stream_server.providers.fair_queue import ANONYMOUS_SHARE, Entry, FairQueue
+from stream_server.providers.fair_queue import ANONYMOUS_SHARE, MAX_IDLE, Entry, FairQueue
 
 
 def job(queue: FairQueue[str], key: str, stream: str, name: str, urgent: bool | None = True) -> Entry[str]:
@@ -194,3 +194,14 @@ def test_drain_takes_every_queued_job_and_leaves_the_running_one_counted() -> No
     assert len(queue) == 0 and queue.active == {running.share.key: 1}
     queue.finished(running, 1.0)
     assert queue.active == {}
+
+
+def test_idle_accounts_ahead_of_the_clock_are_bounded() -> None:
+    queue: FairQueue[str] = FairQueue()
+    job(queue, "alice", "keeps-the-key-active", "queued all along", urgent=False)
+    # Two thousand short-lived streams, each one job that leaves it ahead of the clock.
+    for n in range(2000):
+        job(queue, "alice", f"s{n}", f"s{n}")
+        assert run(queue, 10.0) == f"s{n}"
+    assert queue.accounts <= 2 + MAX_IDLE
+    assert queue.active == {"alice": 1}

@@ -52,7 +52,9 @@ class ServerState:
         def charge(chars: int) -> None:
             limits.take_chars(client, chars)
 
-        stream = self.factory.stream(options, uuid.uuid4().hex[:12], charge=charge)
+        # Without keys every caller is anonymous and one key: its streams share the local voice
+        # fairly among themselves (see providers/fair_queue.py).
+        stream = self.factory.stream(options, uuid.uuid4().hex[:12], charge=charge, key=client.label)
         self.admission.add(stream, transport, client)
         return stream
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
-
 import pytest
 from piper import PiperVoice
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,7 +36,8 @@ async def piper_server(piper_provider, tone_provider) -> AsyncIterator[RunningSe
 
 
 class InferenceLog:
-    """Records the text of each segment when its inference starts (on Piper's worker thread).
+    """Records the text of each segment when its first inference job starts (on Piper's worker
+    thread: the job phonemizes the segment, then runs its first piece).
 
     Inference of HOLD waits for `release`: the single worker stays busy while jobs queue.
     """
@@ -46,16 +45,15 @@ class InferenceLog:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.started: list[str] = []
         self.release = threading.Event()
-        original = PiperVoice.synthesize
+        original = PiperVoice.phonemize
 
-        def synthesize(voice: PiperVoice, text: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            # A generator: this runs at the first next(), inside the job, not when it is created.
+        def phonemize(voice: PiperVoice, text: str) -> list[list[str]]:
             self.started.append(text)
             if text == HOLD:
                 assert self.release.wait(TIMEOUT_S), "the test never released the worker"
-            yield from original(voice, text, *args, **kwargs)
+            return original(voice, text)
 
-        monkeypatch.setattr(PiperVoice, "synthesize", synthesize)
+        monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
 
 
 async def test_a_new_streams_first_segment_is_synthesized_before_queued_look_ahead(

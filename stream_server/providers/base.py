@@ -69,11 +69,23 @@ class Urgency:
 
 
 @dataclass(frozen=True, slots=True)
+class Share:
+    """Whose work a synthesis is, for a provider that shares a scarce resource between callers
+    (Piper's inference workers): the API key's name and the stream. Providers that do not queue
+    work ignore it."""
+
+    key: str
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
 class VoiceOptions:
     voice: str
     speed: float = 1.0
     urgency: Urgency | None = None
     """None: the caller did not say, so someone is taken to be waiting (scheduled as urgent)."""
+    share: Share | None = None
+    """None: the caller did not say; the work is shared as one anonymous stream's."""
 
 
 class ProviderError(Exception):

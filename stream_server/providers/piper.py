@@ -1,10 +1,12 @@
 """`piper`: local neural voices (Piper VITS models in ONNX), running on the CPU.
 
 Models are loaded once, when the server starts. Inference runs in a bounded thread pool so the
-event loop stays free; Piper yields one chunk per sentence it finds in the segment, and each
-sentence is one job, so a multi-sentence segment streams sentence by sentence. The pool serves
-urgent jobs (audio a listener is waiting for now, `VoiceOptions.urgency`) before look-ahead ones,
-so a new stream's first sentence does not wait behind other streams' next segments.
+event loop stays free. A segment is phonemized into sentences, and each sentence into pieces of
+bounded expected audio (`piper_pieces.py`: the memory of one inference grows with its audio);
+each piece is one job, so a segment streams piece by piece. The pool (`priority_pool.py`) shares
+the workers fairly between API keys and then streams (`VoiceOptions.share`), and within a key
+serves urgent jobs (audio a listener is waiting for now, `VoiceOptions.urgency`) before look-ahead
+ones, so a new stream's first sentence does not wait behind other streams' next segments.
 """
 
 from __future__ import annotations
@@ -13,24 +15,28 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import onnxruntime
 from msgspec import Meta
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
-from piper.voice import AudioChunk
 
 from ..logs import log_event
 from ..media import PcmChunk
-from .base import ProviderError, Urgency, VoiceInfo, VoiceOptions
+from .base import ProviderError, Share, Urgency, VoiceInfo, VoiceOptions
+from .piper_pieces import SentenceGain, phonemes_per_piece, split_phonemes, trim_cut_edges
 from .priority_pool import PriorityPool
 from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_INFERENCE_S = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,9 @@ class PiperProvider:
         *,
         workers: int = 1,
         intra_op_threads: int = 0,
+        max_inference_s: float = DEFAULT_MAX_INFERENCE_S,
     ) -> None:
+        self._max_inference_s = max_inference_s
         self._voices: dict[str, _LoadedVoice] = {}
         for path in model_paths:
             loaded = load_voice(Path(path), intra_op_threads)
@@ -108,21 +116,21 @@ class PiperProvider:
         # Piper reads [[ ... ]] as raw phonemes; text from a client is text, never phonemes.
         text = text.replace("[[", "[ [").replace("]]", "] ]")
         length_scale = loaded.voice.config.length_scale / options.speed
-        config = SynthesisConfig(length_scale=length_scale)
-        sentences = _Sentences(loaded.voice, text, config)
+        pieces = _Pieces(loaded, text, length_scale, self._max_inference_s)
         rate = loaded.info.sample_rate
         while True:
-            chunk = await self._next_sentence(sentences, options.urgency)
-            if chunk is None:
+            audio = await self._next_piece(pieces, options.urgency, options.share)
+            if audio is None:
                 return
-            yield PcmChunk(chunk.audio_float_array, rate)
-            if sentences.exhausted:
+            if len(audio):
+                yield PcmChunk(audio, rate)
+            if pieces.exhausted:
                 return
 
-    async def _next_sentence(self, sentences: _Sentences, urgency: Urgency | None) -> AudioChunk | None:
+    async def _next_piece(self, pieces: _Pieces, urgency: Urgency | None, share: Share | None) -> np.ndarray | None:
         # /healthz's jobs_in_flight counts a job from submission to completion (run, failed or
         # cancelled while queued), so it shows whether a stream that went away left work behind.
-        job = self._pool.submit(sentences.next, urgency)
+        job = self._pool.submit(pieces.next, urgency, share)
         try:
             # Cancelling this await cancels the job if it has not started yet; a running
             # inference cannot be interrupted and its result is dropped.
@@ -140,37 +148,59 @@ class PiperProvider:
         return {"jobs_in_flight": self._pool.in_flight, "jobs_started": self._pool.started}
 
 
-class _Sentences:
-    """A segment's audio, one sentence per `next()`, run on the pool's threads (never two at once).
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    phoneme_ids: list[int]
+    gain: SentenceGain
+    """Shared by the pieces of one sentence."""
+    cut_before: bool
+    cut_after: bool
 
-    Piper's generator only finds out that no sentence is left when asked for one more; that ask
-    would be one more queued job, and under load a whole turn of the queue before the segment can
-    end. Counting the sentences first (phonemizing takes a millisecond, inference hundreds) lets the
-    last one say so itself.
+
+class _Pieces:
+    """A segment's audio, one piece per `next()`, run on the pool's threads (never two at once).
+
+    The first `next()` phonemizes the whole segment and cuts it into pieces (a millisecond next to
+    an inference's hundreds), so the number of pieces is known from then on and the last one says
+    that the segment is over: no extra queued job (a whole turn of the queue under load) just to
+    find nothing left. Piper's own `synthesize` does the same per sentence: phonemes to ids, one
+    inference, scaled to full scale; a sentence under the cap comes out as it would from there.
     """
 
-    def __init__(self, voice: PiperVoice, text: str, config: SynthesisConfig) -> None:
-        self._voice = voice
+    def __init__(self, loaded: _LoadedVoice, text: str, length_scale: float, max_inference_s: float) -> None:
+        self._voice = loaded.voice
+        self._rate = loaded.info.sample_rate
         self._text = text
-        self._config = config
-        self._chunks: Iterator[AudioChunk] | None = None
-        self._left = 0
+        self._config = SynthesisConfig(length_scale=length_scale)
+        self._limit = phonemes_per_piece(max_inference_s, length_scale)
+        self._left: deque[_Piece] | None = None
 
     @property
     def exhausted(self) -> bool:
-        return self._chunks is not None and self._left == 0
+        return self._left is not None and not self._left
 
-    def next(self) -> AudioChunk | None:
-        if self._chunks is None:
-            # PiperVoice.synthesize yields one chunk per sentence that has phonemes, no others.
-            self._left = sum(1 for phonemes in self._voice.phonemize(self._text) if phonemes)
-            self._chunks = iter(self._voice.synthesize(self._text, syn_config=self._config))
-        if self._left == 0:
+    def next(self) -> np.ndarray | None:
+        if self._left is None:
+            self._left = deque(self._plan())
+        if not self._left:
             return None
-        chunk = next(self._chunks, None)
-        # Fewer chunks than counted (a Piper that skips more) ends the segment, never blocks it.
-        self._left = self._left - 1 if chunk is not None else 0
-        return chunk
+        piece = self._left.popleft()
+        audio = self._voice.phoneme_ids_to_audio(piece.phoneme_ids, self._config)
+        assert isinstance(audio, np.ndarray)  # no alignments asked for
+        audio = piece.gain.apply(audio)
+        return trim_cut_edges(audio, self._rate, start=piece.cut_before, end=piece.cut_after)
+
+    def _plan(self) -> list[_Piece]:
+        planned = []
+        for sentence in self._voice.phonemize(self._text):
+            if not sentence:
+                continue  # Piper skips a sentence without phonemes
+            parts = split_phonemes(sentence, self._limit)
+            gain = SentenceGain()
+            for index, part in enumerate(parts):
+                ids = self._voice.phonemes_to_ids(part)
+                planned.append(_Piece(ids, gain, cut_before=index > 0, cut_after=index < len(parts) - 1))
+        return planned
 
 
 class PiperSettings(ProviderSettings, kw_only=True):
@@ -188,12 +218,29 @@ class PiperSettings(ProviderSettings, kw_only=True):
         int,
         Meta(ge=0, le=64, description="ONNX Runtime threads per inference (0: one per core)."),
     ] = 0
+    max_inference_s: Annotated[
+        float,
+        Meta(
+            ge=1.0,
+            le=10.0,
+            description=(
+                "Longest audio one Piper inference makes, in expected seconds; longer sentences are "
+                "cut at word boundaries. Bounds the memory of an inference (about 20 MB per second) "
+                "and how long another user's sentence can wait for a worker."
+            ),
+        ),
+    ] = DEFAULT_MAX_INFERENCE_S
 
 
 def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
     """The embedded voice first (the default voice), then --piper-voices."""
     paths = [default_model_path(), *(Path(p) for p in settings.voices)]
-    return PiperProvider(paths, workers=settings.workers, intra_op_threads=settings.intra_op_threads)
+    return PiperProvider(
+        paths,
+        workers=settings.workers,
+        intra_op_threads=settings.intra_op_threads,
+        max_inference_s=settings.max_inference_s,
+    )
 
 
 SPEC = ProviderSpec(

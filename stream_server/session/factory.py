@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from ..audio import AudioPipeline
 from ..audio.pipeline import EncoderSettings
 from ..audio.seams import SeamSettings
 from ..providers import provider_default_voice
-from ..providers.base import Provider, VoiceOptions
+from ..providers.base import Provider, Share, VoiceOptions
 from ..settings import Settings
 from ..text import without_emoji
 from .core import CoreLimits, StreamCore
@@ -37,16 +38,26 @@ class StreamFactory:
             sentence_ms=s.sentence_pause_ms, paragraph_ms=s.paragraph_pause_ms, clause_ms=s.clause_pause_ms
         )
 
-    def stream(self, options: StreamOptions, stream_id: str, *, charge: Callable[[int], None] | None = None) -> Stream:
+    def stream(
+        self,
+        options: StreamOptions,
+        stream_id: str,
+        *,
+        charge: Callable[[int], None] | None = None,
+        key: str = "anonymous",
+    ) -> Stream:
+        """`key` names whose stream it is (the API key's name), for providers that share a scarce
+        resource fairly between keys and then between streams (Piper's inference workers)."""
         core = StreamCore(options, self._core_limits, time.monotonic(), charge=charge)
-        return Stream(core, self._synthesis, stream_id=stream_id, metrics=self._resources.metrics)
+        share = Share(key=key, stream=stream_id)
+        return Stream(core, partial(self._synthesis, share=share), stream_id=stream_id, metrics=self._resources.metrics)
 
-    def _synthesis(self, stream: Stream, epoch: int, options: StreamOptions) -> Synthesis:
-        voice = VoiceOptions(voice=options.voice, speed=options.speed)
+    def _synthesis(self, stream: Stream, epoch: int, options: StreamOptions, *, share: Share) -> Synthesis:
+        voice = VoiceOptions(voice=options.voice, speed=options.speed, share=share)
         return Synthesis(
             stream,
             epoch,
-            chain=[(self._providers[options.provider], voice), *self.fallbacks(options)],
+            chain=[(self._providers[options.provider], voice), *self.fallbacks(options, share)],
             audio=AudioPipeline(options.format, options.sample_rate, options.frame_ms, self._encoder, self._seams),
             pauses=self._pauses,
             lookahead=self._settings.lookahead_segments,
@@ -54,7 +65,7 @@ class StreamFactory:
             speakable=without_emoji if options.emoji == "skip" else None,
         )
 
-    def fallbacks(self, options: StreamOptions) -> list[tuple[Provider, VoiceOptions]]:
+    def fallbacks(self, options: StreamOptions, share: Share | None = None) -> list[tuple[Provider, VoiceOptions]]:
         """The fallback chain for a stream: each provider with its default voice, the stream's speed."""
         chain = []
         for name in self._settings.fallback:
@@ -64,5 +75,5 @@ class StreamFactory:
             voices = [v.id for v in provider.voices]
             configured = provider_default_voice(self._settings, name)
             voice = configured if configured in voices else voices[0]
-            chain.append((provider, VoiceOptions(voice=voice, speed=options.speed)))
+            chain.append((provider, VoiceOptions(voice=voice, speed=options.speed, share=share)))
         return chain

@@ -14,7 +14,13 @@ import pytest
 
 from stream_server.audio.seams import SILENCE_THRESHOLD
 from stream_server.providers.base import Urgency, VoiceOptions
-from stream_server.providers.piper import PiperProvider, default_model_path
+from stream_server.providers.piper import (
+    DEFAULT_MAX_INFERENCE_S,
+    SHARED_INFERENCE_S,
+    PiperProvider,
+    _Pieces,
+    default_model_path,
+)
 from stream_server.providers.piper_pieces import (
     MIN_PHONEMES,
     PIECE_SEAMS,
@@ -27,6 +33,7 @@ from stream_server.providers.piper_pieces import (
 from .helpers import assert_speech_like, wait_for
 
 VOICE = "en_US-joe-medium"
+SEVEN_SECONDS = "When the morning train finally left the station, we watched the fields and the quiet villages drift slowly past our window."
 RATE = 22050
 LONG = (
     "The old lighthouse keeper climbed the winding stairs every evening, lit the great lamp above "
@@ -129,3 +136,24 @@ def _longest_silence(samples: np.ndarray) -> int:
         run = run + 1 if q else 0
         longest = max(longest, run)
     return longest
+
+
+def test_a_sentence_stays_whole_alone_and_is_cut_while_others_wait() -> None:
+    # About 7 s of speech: under the 10 s cap, over the 4 s a piece may take while others wait.
+    provider = PiperProvider([default_model_path()])
+    try:
+        loaded = provider._voices[VOICE]
+
+        def pieces_made(contended: bool) -> list[np.ndarray]:
+            pieces = _Pieces(loaded, SEVEN_SECONDS, 1.0, DEFAULT_MAX_INFERENCE_S, contended=lambda: contended)
+            made = []
+            while not pieces.exhausted and (audio := pieces.next()) is not None:
+                made.append(audio)
+            return made
+
+        alone, shared = pieces_made(False), pieces_made(True)
+    finally:
+        asyncio.run(provider.aclose())
+    assert len(alone) == 1 and 5 * RATE < len(alone[0]) < 10 * RATE
+    assert len(shared) >= 2 and all(len(piece) < SHARED_INFERENCE_S * 1.5 * RATE for piece in shared)
+    assert_speech_like(np.concatenate(shared), RATE, SEVEN_SECONDS)

@@ -183,13 +183,6 @@ async def message_memory(ws_url: str, pid: int, key: str, text: str, speed: floa
     return (status_kib(pid, "VmHWM") - before) / 1024, samples / RATE
 
 
-def server_environment(source: Path | None) -> dict[str, str]:
-    """`environment(None, source)`, plus PYTHONSAFEPATH: `our_server` starts `python -m` in this
-    repository, and `-m` puts the working directory first on sys.path, ahead of PYTHONPATH, so
-    without it `--server-source` would still run this checkout's server."""
-    return environment({"PYTHONSAFEPATH": "1"} if source is not None else None, source)
-
-
 def median_s(values: Sequence[float]) -> str:
     return f"{statistics.median(values):.3f}"
 
@@ -198,7 +191,7 @@ async def measure_async(source: Path | None, log_dir: Path) -> list[Figure]:
     figures: list[Figure] = []
     keys = Keys(log_dir)
     extra = ["--api-keys-file", str(keys.path)]
-    env = server_environment(source)
+    env = environment(None, source)
     runs = f"p50 of {BOB_RUNS}"
     with our_server(["piper"], 100, log_dir / "alone.log", extra, env=env) as server:
         ws_url = server.base_http.replace("http://", "ws://") + "/v1/tts/stream"

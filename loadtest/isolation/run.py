@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from . import Figure, markdown, parser
 
-MODULES = ("cloud", "sse_memory", "sockets")
+MODULES = ("cloud", "sse_memory", "sockets", "local_voice")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

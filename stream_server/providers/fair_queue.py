@@ -157,6 +157,14 @@ class FairQueue(Generic[T]):
             self.remove(entry)
         return entries
 
+    def others_queued(self, share: Share) -> bool:
+        """Whether a job of another key, or of another stream of `share`'s key, waits."""
+        for name, key in self._keys.items():
+            for stream_name, stream in key.streams.items():
+                if stream.queued and (name, stream_name) != (share.key, share.stream):
+                    return True
+        return False
+
     @property
     def active(self) -> dict[str, int]:
         """Active keys and how many streams each has active."""

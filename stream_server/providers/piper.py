@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +36,13 @@ from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_INFERENCE_S = 4.0
+DEFAULT_MAX_INFERENCE_S = 10.0
+"""Bounds one inference's memory (about 20 MB per second of audio): a sentence longer than this
+is always cut."""
+SHARED_INFERENCE_S = 4.0
+"""While another stream's work waits for a worker, a piece is cut to at most this much audio, so
+that the other waits at most one short inference. Alone, a sentence up to the cap above stays one
+inference and keeps its prosody whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,10 @@ class PiperProvider:
         # Piper reads [[ ... ]] as raw phonemes; text from a client is text, never phonemes.
         text = text.replace("[[", "[ [").replace("]]", "] ]")
         length_scale = loaded.voice.config.length_scale / options.speed
-        pieces = _Pieces(loaded, text, length_scale, self._max_inference_s)
+        share = options.share
+        pieces = _Pieces(
+            loaded, text, length_scale, self._max_inference_s, contended=lambda: self._pool.others_waiting(share)
+        )
         rate = loaded.info.sample_rate
         while True:
             audio = await self._next_piece(pieces, options.urgency, options.share)
@@ -150,7 +159,7 @@ class PiperProvider:
 
 @dataclass(frozen=True, slots=True)
 class _Piece:
-    phoneme_ids: list[int]
+    phonemes: list[str]
     gain: SentenceGain
     """Shared by the pieces of one sentence."""
     cut_before: bool
@@ -167,12 +176,22 @@ class _Pieces:
     inference, scaled to full scale; a sentence under the cap comes out as it would from there.
     """
 
-    def __init__(self, loaded: _LoadedVoice, text: str, length_scale: float, max_inference_s: float) -> None:
+    def __init__(
+        self,
+        loaded: _LoadedVoice,
+        text: str,
+        length_scale: float,
+        max_inference_s: float,
+        contended: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`contended`: whether other streams' work waits now (asked as each piece starts)."""
         self._voice = loaded.voice
         self._rate = loaded.info.sample_rate
         self._text = text
         self._config = SynthesisConfig(length_scale=length_scale)
         self._limit = phonemes_per_piece(max_inference_s, length_scale)
+        self._shared_limit = phonemes_per_piece(min(max_inference_s, SHARED_INFERENCE_S), length_scale)
+        self._contended = contended
         self._left: deque[_Piece] | None = None
 
     @property
@@ -185,7 +204,11 @@ class _Pieces:
         if not self._left:
             return None
         piece = self._left.popleft()
-        audio = self._voice.phoneme_ids_to_audio(piece.phoneme_ids, self._config)
+        if len(piece.phonemes) > self._shared_limit and self._contended():
+            piece, *rest = _cut_again(piece, self._shared_limit)
+            self._left.extendleft(reversed(rest))
+        ids = self._voice.phonemes_to_ids(piece.phonemes)
+        audio = self._voice.phoneme_ids_to_audio(ids, self._config)
         assert isinstance(audio, np.ndarray)  # no alignments asked for
         audio = piece.gain.apply(audio)
         return trim_cut_edges(audio, self._rate, start=piece.cut_before, end=piece.cut_after)
@@ -198,9 +221,18 @@ class _Pieces:
             parts = split_phonemes(sentence, self._limit)
             gain = SentenceGain()
             for index, part in enumerate(parts):
-                ids = self._voice.phonemes_to_ids(part)
-                planned.append(_Piece(ids, gain, cut_before=index > 0, cut_after=index < len(parts) - 1))
+                planned.append(_Piece(part, gain, cut_before=index > 0, cut_after=index < len(parts) - 1))
         return planned
+
+
+def _cut_again(piece: _Piece, limit: int) -> list[_Piece]:
+    """`piece` in shorter pieces, the seams of its own ends kept at the outer ends."""
+    parts = split_phonemes(piece.phonemes, limit)
+    last = len(parts) - 1
+    return [
+        _Piece(part, piece.gain, cut_before=piece.cut_before or i > 0, cut_after=piece.cut_after or i < last)
+        for i, part in enumerate(parts)
+    ]
 
 
 class PiperSettings(ProviderSettings, kw_only=True):
@@ -225,8 +257,8 @@ class PiperSettings(ProviderSettings, kw_only=True):
             le=10.0,
             description=(
                 "Longest audio one Piper inference makes, in expected seconds; longer sentences are "
-                "cut at word boundaries. Bounds the memory of an inference (about 20 MB per second) "
-                "and how long another user's sentence can wait for a worker."
+                "cut at word boundaries. Bounds the memory of an inference (about 20 MB per second). "
+                "While other streams wait for a worker, pieces are cut to 4 s at most."
             ),
         ),
     ] = DEFAULT_MAX_INFERENCE_S

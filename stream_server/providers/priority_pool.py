@@ -97,6 +97,12 @@ class PriorityPool:
             entry.job[1].cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def others_waiting(self, share: Share | None) -> bool:
+        """Whether work of another stream (of any key) is queued: a job running for `share` may
+        then make less at once, so that the other gets its turn sooner."""
+        with self._lock:
+            return self._queue.others_queued(share or ANONYMOUS_SHARE)
+
     @property
     def in_flight(self) -> int:
         """Jobs submitted and not finished (queued or running)."""

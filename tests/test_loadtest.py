@@ -177,8 +177,10 @@ async def test_feeder_sends_every_token_in_order_at_the_requested_rate() -> None
     elapsed = time.perf_counter() - started
     assert sent == ["a ", "b ", "c ", "d ", "e "]
     assert [i for i, _ in stamps] == [0, 1, 2, 3, 4]
-    assert elapsed >= 0.039  # token 4 is due 40 ms after token 0
-    assert stamps[4][1] - stamps[0][1] >= 0.039
+    # Token 4 is due 40 ms after token 0 (all at once would take well under a millisecond); the
+    # margin is the event loop's timer slack, which a loaded machine widens.
+    assert elapsed >= 0.03
+    assert stamps[4][1] - stamps[0][1] >= 0.03
 
 
 # -- what one stream saw ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators ...` (see loadtest/README.md).
+"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators|compat ...`
+(see loadtest/README.md).
 
 `run` and `bench` are this package's load generator and benchmark suite; the other names hand
 the rest of the command line to the existing tools (`python -m loadtest.ttfa` etc. still work).
@@ -22,6 +23,7 @@ COMMANDS = {
     "soak": "loadtest.soak",
     "isolation": "loadtest.isolation.run",
     "emulators": "loadtest.emulators.__main__",
+    "compat": "loadtest.compat_ttfa",
 }
 
 USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COMMAND --help for its options)
@@ -34,7 +36,8 @@ USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COM
   segmenter   segmentation accuracy and throughput (loadtest/segmenter_bench.py)
   soak        leak and integrity soak (loadtest/soak.py)
   isolation   can one user starve, stall or exhaust the server for others (loadtest/isolation)
-  emulators   run a cloud provider emulator (loadtest/emulators)"""
+  emulators   run a cloud provider emulator (loadtest/emulators)
+  compat      first audio through the vendor-protocol adapters vs our own (loadtest/compat_ttfa.py)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,8 @@ from .server_state import ServerState
 from .session import resolve_options
 from .session.options import check_defaults
 from .settings import Settings
+from .transports.compat.deepgram.endpoint import speak_socket
+from .transports.compat.deepgram.rest import speak as deepgram_speak
 from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
@@ -104,6 +106,9 @@ def create_app(
             Route("/v1/tts/sessions/{session_id}/events", session_events, methods=["GET"]),
             Route("/v1/tts/sessions/{session_id}", delete_session, methods=["DELETE"]),
             WebSocketRoute("/v1/tts/stream", stream_endpoint),
+            # Deepgram's API (Aura TTS): its WebSocket and its REST call share the path.
+            Route("/v1/speak", deepgram_speak, methods=["POST"]),
+            WebSocketRoute("/v1/speak", speak_socket),
             *web_routes(settings),
         ],
         lifespan=lifespan,

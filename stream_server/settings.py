@@ -134,6 +134,16 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         float, Meta(ge=0.5, le=50, description="Fade at a segment's first and last sound (no clicks).")
     ] = 5.0
     log_level: Annotated[LogLevel, Meta(description="Log level.")] = "info"
+    deepgram_voice_map: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "/v1/speak (Deepgram's API): Deepgram models to this server's voices, model=provider:voice "
+                "or model=voice pairs (e.g. aura-2-thalia-en=piper:en_US-joe-medium); other aura-* models "
+                "get the default provider and voice."
+            )
+        ),
+    ] = ()
     speech_voice_map: Annotated[
         tuple[str, ...],
         Meta(
@@ -286,6 +296,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         for name in self.fallback:
             if name not in self.providers:
                 raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
+        if any("=" not in pair for pair in self.deepgram_voice_map):
+            raise ValueError(
+                "give model=provider:voice pairs (e.g. aura-2-thalia-en=piper:en_US-joe-medium) - at `$.deepgram_voice_map`"
+            )
         if any("=" not in pair for pair in self.speech_voice_map):
             raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")
         if not (self.api_keys or self.api_keys_file or self.insecure_no_auth or is_loopback(self.host)):

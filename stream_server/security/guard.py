@@ -26,6 +26,8 @@ PUBLIC_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/metrics", "/v1", "/v1/", "/v1/voices", "/v1/formats", "/v1/models"}
 )
 PUBLIC_PREFIXES = ("/static/",)
+# Deepgram's API sends `Authorization: Token KEY`: taken there as a Bearer key.
+TOKEN_SCHEME_PATHS = frozenset({"/v1/speak"})
 # Served on a full server (every socket counts, theirs too, but these answer anyway): probes must
 # get through. The connection layer keeps a few sockets' headroom past --max-connections for them.
 UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -92,7 +94,7 @@ class Guard:
         if not keys.enabled:
             return ANONYMOUS
         scheme, _, credential = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and credential:
+        if credential and (scheme.lower() == "bearer" or (scheme.lower() == "token" and path in TOKEN_SCHEME_PATHS)):
             client = keys.lookup(credential.strip())
             if client is None:
                 raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")

@@ -8,7 +8,7 @@ what a client asked for; `outputs` are what every transport renders.
 from .core import StreamCore
 from .factory import StreamFactory
 from .options import StreamOptions, config_from_query, ready_message, resolve_options
-from .outputs import Output, Stopped
+from .outputs import Output, Relay, Stopped
 from .runner import ClientGone, Outcome, Send, Stream
 from .synthesis import SynthesisResources
 
@@ -16,6 +16,7 @@ __all__ = [
     "ClientGone",
     "Outcome",
     "Output",
+    "Relay",
     "Send",
     "Stopped",
     "Stream",

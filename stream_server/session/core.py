@@ -155,6 +155,11 @@ class StreamCore:
         return bool(self._segments)
 
     @property
+    def planned_segments(self) -> int:
+        """Segments planned so far (their `seq`s are 0 to this - 1)."""
+        return self._next_seq
+
+    @property
     def pending_chars(self) -> int:
         """Text accepted but not yet synthesized: still in the segmenter or queued as segments."""
         return self._segmenter.pending_chars + self._queued_chars

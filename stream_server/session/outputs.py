@@ -22,7 +22,16 @@ class Stopped:
     reason: ProtocolError
 
 
-Output = EncodedFrame | Ready | SegmentStart | SegmentEnd | Warning | Error | Cancelled | Done | Stopped
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A transport's own message, put in the control lane (`Stream.reply`) so that it goes out in
+    order with the stream's other replies (a Deepgram `Flushed` due at once must not pass the
+    `Cleared` of a barge-in before it); the stream hands it back to the transport as it is."""
+
+    payload: object
+
+
+Output = EncodedFrame | Ready | SegmentStart | SegmentEnd | Warning | Error | Cancelled | Done | Stopped | Relay
 """Everything a stream sends."""
 
 Synthesized = EncodedFrame | SegmentStart | SegmentEnd | Warning | Error

@@ -85,6 +85,8 @@ ENDPOINTS = (
     ("GET", "/v1/tts/sessions/{id}/events", "an SSE session's events", "docs/api.md#get-v1ttssessionsidevents"),
     ("DELETE", "/v1/tts/sessions/{id}", "barge-in on an SSE session", "docs/api.md#delete-v1ttssessionsid"),
     ("POST", "/v1/audio/speech", "OpenAI-compatible speech", "docs/api.md#post-v1audiospeech"),
+    ("GET", "/v1/speak", "WebSocket: Deepgram's streaming TTS protocol", "docs/compat.md"),
+    ("POST", "/v1/speak", "Deepgram's TTS REST call", "docs/compat.md"),
     ("GET", "/v1/models", "providers and their capabilities", "docs/api.md#get-v1models"),
     ("GET", "/v1/voices", "voices by provider", "docs/api.md#get-v1voices"),
     ("GET", "/v1/formats", "output formats", "docs/api.md#get-v1formats"),

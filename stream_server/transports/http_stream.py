@@ -84,6 +84,7 @@ def stream_response(
     render: Callable[[Output], bytes | None],
     *,
     text_body: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> StreamedResponse:
     """The stream's outputs, rendered, as the response body; the stream is closed with it.
 
@@ -117,7 +118,11 @@ def stream_response(
             stream.end()
 
     return StreamedResponse(
-        media_type, produce, body=feed if text_body else None, closed=lambda: state.close_stream(stream)
+        media_type,
+        produce,
+        headers=headers,
+        body=feed if text_body else None,
+        closed=lambda: state.close_stream(stream),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from stream_server.media import EncodedFrame
 from stream_server.protocol import Cancelled, Done, Error, ErrorCode, ProtocolError, Ready, SegmentEnd, SegmentStart
 from stream_server.session import Relay, Stopped
-from stream_server.settings import settings_from_raw
+from stream_server.settings_loader import settings_from_raw
 from stream_server.transports.compat.deepgram.protocol import (
     CloseSocket,
     DeepgramConversation,

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
-from piper import PiperVoice
 from websockets.asyncio.client import ClientConnection, connect
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import assert_speech_like, pcm_samples, receive, receive_all, send, wait_for
+from .piper_jobs import JobLog
 from .processes import server_process
 
 ALICE_KEY, BOB_KEY = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
@@ -43,28 +42,10 @@ async def keyed_piper_server(piper_provider, tone_provider) -> AsyncIterator[Run
         yield server
 
 
-class SegmentLog:
-    """The text of each segment when its first job starts on Piper's worker (the job phonemizes
-    it); HOLD waits there for `release`, so the single worker stays busy while jobs queue."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.started: list[str] = []
-        self.release = threading.Event()
-        original = PiperVoice.phonemize
-
-        def phonemize(voice: PiperVoice, text: str) -> list[list[str]]:
-            self.started.append(text)
-            if text == HOLD:
-                assert self.release.wait(TIMEOUT_S), "the test never released the worker"
-            return original(voice, text)
-
-        monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
-
-
 async def test_bobs_sentence_goes_before_alices_queued_streams(
     keyed_piper_server: RunningServer, piper_provider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = SegmentLog(monkeypatch)
+    log = JobLog(monkeypatch, HOLD, TIMEOUT_S)
 
     def jobs_in_flight() -> int:
         return piper_provider.stats()["jobs_in_flight"]

@@ -8,17 +8,17 @@ segment's inference is recorded, so the test checks the scheduling order, never 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+
 import pytest
-from piper import PiperVoice
 from websockets.asyncio.client import ClientConnection, connect
 
 from stream_server.providers.base import Urgency, VoiceOptions
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import assert_speech_like, pcm_samples, receive, receive_all, send, wait_for
+from .piper_jobs import JobLog
 
 HOLD = "Zed holds the only worker for a while."
 A1, A2 = "Anna walked along the quiet harbour.", "The boats were resting in the evening light."
@@ -35,31 +35,10 @@ async def piper_server(piper_provider, tone_provider) -> AsyncIterator[RunningSe
         yield server
 
 
-class InferenceLog:
-    """Records the text of each segment when its first inference job starts (on Piper's worker
-    thread: the job phonemizes the segment, then runs its first piece).
-
-    Inference of HOLD waits for `release`: the single worker stays busy while jobs queue.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.started: list[str] = []
-        self.release = threading.Event()
-        original = PiperVoice.phonemize
-
-        def phonemize(voice: PiperVoice, text: str) -> list[list[str]]:
-            self.started.append(text)
-            if text == HOLD:
-                assert self.release.wait(TIMEOUT_S), "the test never released the worker"
-            return original(voice, text)
-
-        monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
-
-
 async def test_a_new_streams_first_segment_is_synthesized_before_queued_look_ahead(
     piper_server: RunningServer, piper_provider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = InferenceLog(monkeypatch)
+    log = JobLog(monkeypatch, HOLD, TIMEOUT_S)
 
     def jobs_in_flight() -> int:
         return piper_provider.stats()["jobs_in_flight"]

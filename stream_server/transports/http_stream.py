@@ -17,6 +17,7 @@ import anyio
 from starlette.types import Receive, Scope, Send
 
 from ..logs import log_event
+from ..media import EncodedFrame
 from ..protocol import Error, ProtocolError
 from ..security import Client
 from ..server_state import ServerState
@@ -75,6 +76,20 @@ class StreamedResponse:
             if body_open and self._body is not None:
                 body_open = message.get("more_body", False)
                 self._body(message.get("body", b""), not body_open)
+
+
+def raw_audio(stream: Stream, failed_event: str) -> Callable[[Output], bytes | None]:
+    """A renderer for a body of bare audio: each frame's bytes. A segment that failed cannot be
+    said in the body (the status line is long gone): the audio ends short, and the log says why."""
+
+    def render(output: Output) -> bytes | None:
+        if type(output) is EncodedFrame:
+            return output.data
+        if type(output) is Error:
+            log_event(logger, failed_event, level=logging.WARNING, stream=stream.id, code=output.code)
+        return None
+
+    return render
 
 
 def stream_response(

@@ -27,7 +27,7 @@ from ..server_state import ServerState
 from ..session import Output
 from ..text import split_segments
 from .http_common import HttpError, options_for, read_body, refuse_query, require_a_provider
-from .http_stream import StreamedResponse, open_stream, stream_response
+from .http_stream import StreamedResponse, open_stream, raw_audio, stream_response
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +73,7 @@ async def speech(request: Request) -> Response | StreamedResponse:
         format=options.format.name,
     )
 
-    def audio(output: Output) -> bytes | None:
-        if type(output) is EncodedFrame:
-            return output.data
-        if type(output) is Error:
-            # The status line is long gone: the stream ends short, and the log says why.
-            log_event(logger, "speech.segment_failed", level=logging.WARNING, stream=stream.id, code=output.code)
-        return None
+    audio = raw_audio(stream, "speech.segment_failed")
 
     def events(output: Output) -> bytes | None:
         if type(output) is EncodedFrame:

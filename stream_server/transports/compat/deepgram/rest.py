@@ -17,15 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ....logs import log_event
-from ....media import EncodedFrame
-from ....protocol import Error, ErrorCode
+from ....protocol import ErrorCode
 from ....request_id import new_request_id, request_id_of
 from ....security.guard import client_of
 from ....server_state import ServerState
-from ....session import Output
 from ....text import split_segments
 from ...http_common import HttpError, options_for, read_body, require_a_provider
-from ...http_stream import StreamedResponse, open_stream, stream_response
+from ...http_stream import StreamedResponse, open_stream, raw_audio, stream_response
 from .request import Refused, speak_request
 
 logger = logging.getLogger(__name__)
@@ -59,13 +57,7 @@ async def speak(request: Request) -> Response | StreamedResponse:
         return JSONResponse(refusal.body(request_id), status_code=exc.status, headers=headers)
     log_event(logger, "speak.open", stream=stream.id, request=request_id, model=asked.model, format=options.format.name)
 
-    def audio(output: Output) -> bytes | None:
-        if type(output) is EncodedFrame:
-            return output.data
-        if type(output) is Error:
-            # The status line is long gone: the audio ends short, and the log says why.
-            log_event(logger, "speak.segment_failed", level=logging.WARNING, stream=stream.id, code=output.code)
-        return None
+    audio = raw_audio(stream, "speak.segment_failed")
 
     headers = {"dg-request-id": request_id, "dg-model-name": asked.model, "dg-char-count": str(len(body.text))}
     return stream_response(state, stream, options.format.mime, audio, headers=headers)

@@ -10,11 +10,12 @@ A connection carries several contexts, each one stream on the stream core:
 - `flush: true` speaks what was sent so far: `flush_done` {flush_id} follows its last chunk
   (flush ids count from 1; a chunk's `flush_id` is the flush it comes before);
 - `continue: false` (or no `continue`) ends the context: the rest of its audio, then `done`;
-- `{"context_id", "cancel": true}` drops the context at once: nothing more of it is sent.
+- `{"context_id", "cancel": true}` drops the context at once, ended or not (Pipecat ends a reply's
+  context, then cancels it on a barge-in): nothing more of it is sent.
 
 Audio comes as `chunk` messages (base64 `data`), one per audio frame. A bad message is answered
 with an `error` message for its context (or with `context_id: null`) and changes nothing else;
-past `max_contexts` open contexts a new one is refused the same way, and the socket stays open.
+past `max_contexts` live contexts (taking text, or ended with audio still to come) a new one is refused the same way, and the socket stays open.
 Timings (`add_timestamps`) are accepted, but no voice gives them: no `timestamps` message is sent.
 """
 
@@ -96,11 +97,14 @@ class CartesiaConversation:
     def __init__(self, max_contexts: int) -> None:
         self._max_contexts = max_contexts
         self._open: dict[str, bool] = {}
-        """Open contexts -> whether each transcript is spoken as it comes."""
+        """Contexts taking text -> whether each transcript is spoken as it comes."""
+        self._live: set[str] = set()
+        """Contexts whose stream runs (taking text, or ended with audio still to come): the ones
+        a cancel stops, and the ones the cap counts."""
 
     @property
-    def open_contexts(self) -> int:
-        return len(self._open)
+    def live_contexts(self) -> int:
+        return len(self._live)
 
     def receive(self, text: str, configure: Configure) -> list[Command]:
         """The commands for one text frame; `configure` turns a context's first request into its
@@ -114,7 +118,11 @@ class CartesiaConversation:
             if context_id is None:
                 return [Reply(error_message(Refused(400, "invalid_request", "a cancel needs its context_id"), None))]
             # A context that is over (or never was) has nothing to cancel: Cartesia says nothing either.
-            return [Cancel(context_id)] if self._open.pop(context_id, None) is not None else []
+            self._open.pop(context_id, None)
+            if context_id not in self._live:
+                return []
+            self._live.discard(context_id)
+            return [Cancel(context_id)]
         if request.transcript is None:
             return [Reply(error_message(Refused(400, "invalid_request", "transcript is required"), context_id))]
         commands: list[Command] = []
@@ -122,8 +130,11 @@ class CartesiaConversation:
             # Without an id a request is a context of its own, spoken whole.
             context_id = uuid.uuid4().hex
             request = msgspec.structs.replace(request, continue_=False)
+        if context_id in self._live and context_id not in self._open:
+            refused = Refused(400, "context_ended", "this context was ended (continue: false); use a new context_id")
+            return [Reply(error_message(refused, context_id, done=False))]
         if context_id not in self._open:
-            if len(self._open) >= self._max_contexts:
+            if len(self._live) >= self._max_contexts:
                 refused = Refused(
                     429, "too_many_contexts",
                     f"{self._max_contexts} contexts are open on this connection; end or cancel one first",
@@ -134,6 +145,7 @@ class CartesiaConversation:
             except Refused as exc:
                 return [Reply(error_message(exc, context_id))]
             self._open[context_id] = request.max_buffer_delay_ms == 0
+            self._live.add(context_id)
             commands.append(Open(context_id, config, self._open[context_id]))
         speak_now = request.flush or (self._open[context_id] and request.transcript.strip() != "")
         if request.transcript:
@@ -152,6 +164,7 @@ class CartesiaConversation:
     def closed(self, context_id: str) -> None:
         """The context's stream is over (done, stopped, or could not open)."""
         self._open.pop(context_id, None)
+        self._live.discard(context_id)
 
 
 class ContextRenderer:

@@ -8,6 +8,9 @@ byte. Protocols are interleaved run by run, so drift hits them alike:
 - ``ours``:            `/v1/tts/stream`, `text` + `flush`
 - ``deepgram``:        `/v1/speak` WebSocket, `Speak` + `Flush`
 - ``deepgram_rest``:   `POST /v1/speak`, to the first body byte (connection made before the clock)
+- ``cartesia``:        `/tts/websocket`, one context's `transcript` + `flush` to its first `chunk`
+                       (Cartesia sends no first message: the clock starts once connected)
+- ``cartesia_bytes``:  `POST /tts/bytes`, like the other REST calls
 - ``openai_rest``:     `POST /v1/audio/speech` (pcm), the same way, for reference
 - ``livekit``:         LiveKit's deepgram plugin, `push_text` + `flush` to its first audio frame
                        (connection pooled and warm), when the `compat` extra is installed
@@ -89,7 +92,24 @@ async def deepgram(base: str) -> float:
         return time.perf_counter() - started
 
 
-def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[str], Awaitable[float]]:
+CARTESIA_REQUEST = {
+    "model_id": "sonic-2",
+    "voice": {"mode": "id", "id": "a0e99841-438c-4a64-b679-ae501e7d6091"},
+    "output_format": {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 24000},
+    "transcript": SENTENCE,
+}
+
+
+async def cartesia(base: str) -> float:
+    async with connect(f"ws://{base}/tts/websocket?cartesia_version=2025-04-16") as ws:
+        started = time.perf_counter()
+        await ws.send(json.dumps({**CARTESIA_REQUEST, "context_id": "c", "continue": True, "flush": True}))
+        while json.loads(await ws.recv())["type"] != "chunk":
+            pass
+        return time.perf_counter() - started
+
+
+def _rest(path: str, params: dict[str, str], body: dict[str, object]) -> Callable[[str], Awaitable[float]]:
     async def run(base: str) -> float:
         async with httpx.AsyncClient() as client:
             await client.get(f"http://{base}/healthz")  # the connection, before the clock
@@ -104,6 +124,7 @@ def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[
 
 
 deepgram_rest = _rest("/v1/speak", {"model": MODEL, "encoding": "linear16", "container": "none"}, {"text": SENTENCE})
+cartesia_bytes = _rest("/tts/bytes", {}, CARTESIA_REQUEST)
 openai_rest = _rest(
     "/v1/audio/speech", {}, {"model": "tts-1", "voice": "alloy", "input": SENTENCE, "response_format": "pcm"}
 )
@@ -134,7 +155,10 @@ async def livekit_runs(base: str, runs: int) -> list[float] | None:
 
 
 async def measure(runs: int) -> dict[str, dict[str, float | int | None]]:
-    probes = {"ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "openai_rest": openai_rest}
+    probes = {
+        "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "cartesia": cartesia,
+        "cartesia_bytes": cartesia_bytes, "openai_rest": openai_rest,
+    }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in probes}
     async with tone_server() as base:
         for name, probe in probes.items():

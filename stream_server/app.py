@@ -24,6 +24,9 @@ from .server_state import ServerState
 from .session import resolve_options
 from .session.options import check_defaults
 from .settings import Settings
+from .transports.compat.cartesia.endpoint import tts_socket as cartesia_socket
+from .transports.compat.cartesia.rest import tts_bytes as cartesia_bytes
+from .transports.compat.cartesia.rest import tts_sse as cartesia_sse
 from .transports.compat.deepgram.endpoint import speak_socket
 from .transports.compat.deepgram.rest import speak as deepgram_speak
 from .transports.catalog import api_index, list_formats, list_models, list_voices
@@ -109,6 +112,10 @@ def create_app(
             # Deepgram's API (Aura TTS): its WebSocket and its REST call share the path.
             Route("/v1/speak", deepgram_speak, methods=["POST"]),
             WebSocketRoute("/v1/speak", speak_socket),
+            # Cartesia's API: its WebSocket with contexts and its two HTTP calls.
+            WebSocketRoute("/tts/websocket", cartesia_socket),
+            Route("/tts/bytes", cartesia_bytes, methods=["POST"]),
+            Route("/tts/sse", cartesia_sse, methods=["POST"]),
             *web_routes(settings),
         ],
         lifespan=lifespan,

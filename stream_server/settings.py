@@ -144,6 +144,18 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
             )
         ),
     ] = ()
+    cartesia_voice_map: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "/tts/websocket, /tts/bytes, /tts/sse (Cartesia's API): Cartesia voice ids to this server's voices, "
+                "id=provider:voice or id=voice pairs; other Cartesia (UUID) voice ids get the default provider and voice."
+            )
+        ),
+    ] = ()
+    cartesia_max_contexts: Annotated[
+        int, Meta(ge=1, le=100, description="/tts/websocket: contexts open at once on one connection; a new one past it is refused with an error, the connection stays.")
+    ] = 8
     speech_voice_map: Annotated[
         tuple[str, ...],
         Meta(
@@ -296,6 +308,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         for name in self.fallback:
             if name not in self.providers:
                 raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
+        if any("=" not in pair for pair in self.cartesia_voice_map):
+            raise ValueError(
+                "give id=provider:voice pairs (e.g. a0e99841-438c-4a64-b679-ae501e7d6091=piper:en_US-joe-medium) - at `$.cartesia_voice_map`"
+            )
         if any("=" not in pair for pair in self.deepgram_voice_map):
             raise ValueError(
                 "give model=provider:voice pairs (e.g. aura-2-thalia-en=piper:en_US-joe-medium) - at `$.deepgram_voice_map`"

@@ -28,6 +28,8 @@ PUBLIC_PATHS = frozenset(
 PUBLIC_PREFIXES = ("/static/",)
 # Deepgram's API sends `Authorization: Token KEY`: taken there as a Bearer key.
 TOKEN_SCHEME_PATHS = frozenset({"/v1/speak"})
+# Cartesia's API sends the key as `X-API-Key: KEY`: taken there as a Bearer key.
+API_KEY_HEADER_PATHS = frozenset({"/tts/websocket", "/tts/bytes", "/tts/sse"})
 # Served on a full server (every socket counts, theirs too, but these answer anyway): probes must
 # get through. The connection layer keeps a few sockets' headroom past --max-connections for them.
 UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -94,6 +96,8 @@ class Guard:
         if not keys.enabled:
             return ANONYMOUS
         scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if not credential and path in API_KEY_HEADER_PATHS and headers.get("x-api-key"):
+            scheme, credential = "bearer", headers["x-api-key"]
         if credential and (scheme.lower() == "bearer" or (scheme.lower() == "token" and path in TOKEN_SCHEME_PATHS)):
             client = keys.lookup(credential.strip())
             if client is None:

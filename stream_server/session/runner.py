@@ -38,6 +38,9 @@ from .synthesis import Synthesis
 
 logger = logging.getLogger(__name__)
 
+# Outputs delivered back to back before the event loop gets a turn.
+SENDS_PER_TURN = 8
+
 Send = Callable[[Output], Awaitable[None]]
 """A transport's renderer: writes one output in its wire format. Raises `ClientGone` when the
 client went away."""
@@ -199,16 +202,27 @@ class Stream:
 
     async def _deliver(self, send: Send) -> Outcome:
         core, clock, metrics = self.core, self._clock, self._metrics
+        unbroken = 0
         while True:
             now = clock()
             output = core.next_output(now)
             if output is None:
                 await self._output.wait()
+                unbroken = 0
                 continue
             if type(output) is float:
                 await self._output.wait(output - now)  # pacing to real time; a reply wakes it early
+                unbroken = 0
                 continue
             await send(output)  # type: ignore[arg-type]  # the float case is handled above
+            unbroken += 1
+            if unbroken >= SENDS_PER_TURN:
+                # A send that the socket takes at once does not give the event loop a turn: an
+                # unpaced stream with a full ring would hold it, and would not hear that its
+                # client went away (the transport's connection_lost waits for a turn) until
+                # its ring is empty.
+                await asyncio.sleep(0)
+                unbroken = 0
             first_audio = core.stats.first_audio_at is None
             core.sent(output, clock())  # type: ignore[arg-type]
             if self.backpressured:

@@ -105,6 +105,14 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         int,
         Meta(ge=256, le=16 * 1024 * 1024, description="Largest client WebSocket message accepted."),
     ] = 65536
+    max_contexts: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=1000,
+            description="Named contexts open at once on one /v1/tts/stream socket; one more is refused with too_many_contexts, the socket kept (0: none).",
+        ),
+    ] = 5
     max_pending_chars: Annotated[
         int,
         Meta(ge=100, description="Text a stream may hold that is not yet synthesized, in chars."),

@@ -24,6 +24,11 @@ class ErrorCode(StrEnum):
     """`text`, `flush` or `end` after a refused `config`, until a valid `config` arrives."""
     STREAM_ENDED = "stream_ended"
     """Text or flush after `end`."""
+    TOO_MANY_CONTEXTS = "too_many_contexts"
+    """A new context past `--max-contexts` open on the socket: its message is dropped, the socket
+    and its other contexts go on (the error names the refused context)."""
+    UNKNOWN_CONTEXT = "unknown_context"
+    """`flush`, `cancel` or `end` naming a context that is not open (never opened, or finished)."""
     PENDING_TEXT_LIMIT = "pending_text_limit"
     """The stream already holds `max_pending_chars` of text not yet synthesized; the text was dropped."""
     PROVIDER_ERROR = "provider_error"

@@ -18,6 +18,8 @@ Language = Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 EagerWords = Annotated[int, Meta(ge=0, le=100)]
 TimeoutMs = Annotated[int, Meta(ge=0, le=60_000)]
 EmojiMode = Literal["skip", "read"]
+ContextId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+"""Names one of several streams on a socket (docs/protocol.md, "Contexts"); absent: the default one."""
 
 
 class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
@@ -25,7 +27,10 @@ class _ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=Tru
 
 
 class Config(_ClientMessage, tag="config", kw_only=True):
-    """Stream settings; only as the first message. The URL's query parameters take the same names."""
+    """Stream settings; only as the first message (of the socket, or of a context: it opens the
+    context with these settings). The URL's query parameters take the same names."""
+
+    context: ContextId | None = None
 
     provider: str | None = None
     voice: str | None = None
@@ -47,21 +52,29 @@ class Config(_ClientMessage, tag="config", kw_only=True):
 
 
 class Text(_ClientMessage, tag="text"):
-    """Append text; any chunking, down to one character."""
+    """Append text; any chunking, down to one character. Naming a context not open opens it."""
 
     text: str
+    context: ContextId | None = None
 
 
 class Flush(_ClientMessage, tag="flush"):
     """Synthesize what is buffered now, even without a sentence end."""
 
+    context: ContextId | None = None
+
 
 class Cancel(_ClientMessage, tag="cancel"):
     """Barge-in: drop buffered text, pending segments and queued audio at once."""
 
+    context: ContextId | None = None
+
 
 class End(_ClientMessage, tag="end"):
-    """End of input: the rest is synthesized, then `done`, then close 1000."""
+    """End of input: the rest is synthesized, then `done`, then close 1000. With a context: that
+    context's end (its `done`; the socket stays open); without: every context's."""
+
+    context: ContextId | None = None
 
 
 ClientMessage = Config | Text | Flush | Cancel | End
@@ -95,6 +108,8 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     """The longest a stream may stay open (`error` `stream_too_long`)."""
     emoji: str | None = None
     """"skip" or "read" (always sent; None only to keep older constructions valid)."""
+    context: str | None = None
+    """The context this message is about (absent: the default context). On every server message."""
 
 
 class SegmentStart(_ServerMessage, tag="segment"):
@@ -102,6 +117,7 @@ class SegmentStart(_ServerMessage, tag="segment"):
 
     seq: int
     text: str
+    context: str | None = None
 
 
 class SegmentEnd(_ServerMessage, tag="segment_end"):
@@ -109,10 +125,13 @@ class SegmentEnd(_ServerMessage, tag="segment_end"):
 
     seq: int
     audio_ms: float
+    context: str | None = None
 
 
 class Cancelled(_ServerMessage, tag="cancelled"):
     """Follows the last audio frame that was sent before a `cancel` took effect."""
+
+    context: str | None = None
 
 
 class Done(_ServerMessage, tag="done", kw_only=True):
@@ -127,6 +146,7 @@ class Done(_ServerMessage, tag="done", kw_only=True):
     provider_ms: float | None = None
     """The part of `ttfa_ms` the provider took: to its first audio of that segment. The rest is
     the server's own (encoding, buffering, sending)."""
+    context: str | None = None
 
 
 class Error(_ServerMessage, tag="error", kw_only=True):
@@ -135,6 +155,7 @@ class Error(_ServerMessage, tag="error", kw_only=True):
     seq: int | None = None
     retry_after_ms: int | None = None
     """Rate limits: when the refused request may succeed."""
+    context: str | None = None
 
 
 class Warning(_ServerMessage, tag="warning", kw_only=True):
@@ -143,6 +164,7 @@ class Warning(_ServerMessage, tag="warning", kw_only=True):
     code: str
     message: str
     seq: int | None = None
+    context: str | None = None
 
 
 ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error | Warning

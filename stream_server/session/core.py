@@ -281,6 +281,11 @@ class StreamCore:
             raise ControlOverflow(f"more than {CONTROL_LANE} unread replies")
         self._control.append(message)
 
+    def keep_alive(self, now: float) -> None:
+        """Activity elsewhere on the stream's connection (another context of its socket): the
+        stream does not idle while the connection it answers for is busy."""
+        self._last_activity = now
+
     def close(self) -> None:
         """The stream is over (finished, or its client went away): release every buffer."""
         self._drop_everything()

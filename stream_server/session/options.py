@@ -41,6 +41,8 @@ class StreamOptions:
 
 def config_from_query(params: Mapping[str, str]) -> Config:
     """The URL's query parameters, read as a `config` message (strings converted to numbers)."""
+    if "context" in params:  # a message's field, naming one of a socket's contexts: no setting
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "query parameters: `context` is a field of messages, not of the URL")
     try:
         return msgspec.convert({"type": "config", **params}, Config, strict=False)
     except msgspec.ValidationError as exc:

@@ -152,6 +152,10 @@ class Stream:
         self.core.reconfigure(options, self._clock())
         self._new_epoch()
 
+    def keep_alive(self) -> None:
+        """Activity elsewhere on this stream's connection: no idle timeout while it lasts."""
+        self.core.keep_alive(self._clock())
+
     def reply(self, message: Output) -> None:
         self.core.reply(message)
         self._output.set()

@@ -26,6 +26,8 @@ from .session.options import check_defaults
 from .settings import Settings
 from .transports.compat.deepgram.endpoint import speak_socket
 from .transports.compat.deepgram.rest import speak as deepgram_speak
+from .transports.compat.elevenlabs.endpoint import multi_stream_input, stream_input
+from .transports.compat.elevenlabs.rest import speech_stream as elevenlabs_speech_stream
 from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
@@ -109,6 +111,10 @@ def create_app(
             # Deepgram's API (Aura TTS): its WebSocket and its REST call share the path.
             Route("/v1/speak", deepgram_speak, methods=["POST"]),
             WebSocketRoute("/v1/speak", speak_socket),
+            # ElevenLabs' API: its two sockets and its streaming REST call.
+            WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
+            WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
+            Route("/v1/text-to-speech/{voice_id}/stream", elevenlabs_speech_stream, methods=["POST"]),
             *web_routes(settings),
         ],
         lifespan=lifespan,

@@ -185,6 +185,9 @@ class _Connection:
                 stream.flush()
             elif command.kind == "end":
                 stream.end()
+            elif command.kind == "drop":
+                stream.cancel()
+                stream.end()
             elif stream.core.open and not stream.core.input_ended:
                 stream.text("")  # a keep-alive: the idle clock starts again
         except ProtocolError as exc:
@@ -198,8 +201,10 @@ class _Connection:
         finally:
             self._state.close_stream(stream)
             del self._streams[context]
-            self._conversation.finished(context)
+            after = self._conversation.finished(context)
             log_event(logger, "stream.closed", stream=stream.id)
+        for action in after:
+            await self._act(action)  # the last context after `close_socket`: the socket closes
 
     async def _render(self, context: str | None, output: Output) -> None:
         for item in self._conversation.render(context, output):

@@ -9,8 +9,12 @@ Every message is one JSON object: `text`, and as the case may be `context_id` (m
   the stream's speed), text goes to the stream (cut into sentences as it comes: audio starts at
   the first sentence end, whatever `chunk_length_schedule` says), `flush` is the stream's flush;
 - `{"text": ""}` ends the single socket's input (the rest of the audio, `{"isFinal": true}`,
-  close 1000); on multi it keeps a context alive, and `close_context` ends its input (its audio
-  plays out, then `{"isFinal": true, "contextId"}`); `close_socket` closes the socket at once;
+  close 1000); on multi it keeps a context alive;
+- `close_context` closes a context as ElevenLabs' AsyncAPI says: what was set to flush goes on
+  flushing. Right after a `flush` (no text since) its audio plays out; with text sent since the
+  last flush (a barge-in: Pipecat and LiveKit close an interrupted context without flushing) the
+  context's audio stops at once (the stream's cancel). Then `{"isFinal": true, "contextId"}`;
+- `close_socket` closes every context that way, and the socket once the last `isFinal` is out;
 - at most `max_contexts` contexts take input at once (one more is refused with ElevenLabs'
   `max_active_conversations` error, the socket stays), and at most as many more may still be
   finishing their audio.
@@ -119,7 +123,8 @@ class Open:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """`kind` on the context's stream: "text", "flush", "end", "keepalive" (idle clock only)."""
+    """`kind` on the context's stream: "text", "flush", "end" (the rest plays out), "drop" (cancel,
+    then end: `isFinal` at once), "keepalive" (the idle clock only)."""
 
     context: str | None
     kind: str
@@ -173,8 +178,12 @@ class ElevenLabsConversation:
         """Contexts taking input."""
         self._finishing: set[str | None] = set()
         """Contexts whose input ended: their audio plays out, then `isFinal`."""
+        self._unflushed: set[str | None] = set()
+        """Open contexts given text since their last flush."""
         self._first = True
         self._closed = False
+        self._closing = False
+        """`close_socket`: the socket closes when its last context is over."""
 
     @property
     def contexts(self) -> int:
@@ -183,7 +192,7 @@ class ElevenLabsConversation:
     # -- client messages -> actions -------------------------------------------------------------
 
     def receive(self, text: str) -> list[Action]:
-        if self._closed:
+        if self._closed or self._closing:
             return []
         try:
             message = _decoder.decode(text)
@@ -213,14 +222,13 @@ class ElevenLabsConversation:
         if not self.multi and (context is not None or message.close_context or message.close_socket):
             return [self._bad(None, "context_id, close_context and close_socket are multi-stream-input's")]
         if message.close_socket:
-            self._closed = True
-            return [CloseSocket(CLOSE_NORMAL)]
+            self._closing = True
+            closing: list[Action] = [self._close(open_context) for open_context in list(self._open)]
+            return closing if self.contexts else [*closing, *self._close_socket()]
         if message.close_context:
             if context not in self._open:
                 return []  # closed already, or never opened: nothing to do
-            self._open.discard(context)
-            self._finishing.add(context)
-            return [Command(context, "end")]
+            return [self._close(context)]
         actions: list[Action] = []
         if context not in self._open:
             if context in self._finishing:
@@ -243,9 +251,23 @@ class ElevenLabsConversation:
             return [*actions, Command(context, "end")]
         if message.text:
             actions.append(Command(context, "text", message.text))
+            self._unflushed.add(context)
         if message.flush:
             actions.append(Command(context, "flush"))
+            self._unflushed.discard(context)
         return actions
+
+    def _close(self, context: str | None) -> Command:
+        self._open.discard(context)
+        self._finishing.add(context)
+        if context in self._unflushed:
+            self._unflushed.discard(context)
+            return Command(context, "drop")
+        return Command(context, "end")
+
+    def _close_socket(self) -> list[Action]:
+        self._closed = True
+        return [CloseSocket(CLOSE_NORMAL)]
 
     def _open_context(self, context: str | None, message: ClientMessage) -> Open | Answer:
         if len(self._open) >= self._max_contexts or self.contexts >= 2 * self._max_contexts:
@@ -279,6 +301,7 @@ class ElevenLabsConversation:
     def not_opened(self, context: str | None, exc: ProtocolError | Refused) -> Answer:
         """The context's stream could not open (the server or the key at its limit)."""
         self._open.discard(context)
+        self._unflushed.discard(context)
         if isinstance(exc, Refused):
             name, close = exc.code, CLOSE_POLICY
         else:
@@ -288,10 +311,15 @@ class ElevenLabsConversation:
             return Answer(None, error_message(name, exc.message, close=close), close)
         return Answer(context, error_message(name, exc.message, context, close=close))
 
-    def finished(self, context: str | None) -> None:
-        """The context's stream is over (its `isFinal` or its error went out)."""
+    def finished(self, context: str | None) -> list[Action]:
+        """The context's stream is over (its `isFinal` or its error went out); after
+        `close_socket`, the last one closes the socket."""
         self._open.discard(context)
         self._finishing.discard(context)
+        self._unflushed.discard(context)
+        if self._closing and not self._closed and not self.contexts:
+            return self._close_socket()
+        return []
 
     # -- stream outputs -> ElevenLabs messages --------------------------------------------------
 

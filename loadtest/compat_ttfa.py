@@ -9,6 +9,8 @@ byte. Protocols are interleaved run by run, so drift hits them alike:
 - ``deepgram``:        `/v1/speak` WebSocket, `Speak` + `Flush`
 - ``deepgram_rest``:   `POST /v1/speak`, to the first body byte (connection made before the clock)
 - ``openai_rest``:     `POST /v1/audio/speech` (pcm), the same way, for reference
+- ``elevenlabs``:      `/v1/text-to-speech/{voice}/multi-stream-input`, a context's text + `flush`
+- ``elevenlabs_rest``: `POST /v1/text-to-speech/{voice}/stream`, to the first body byte
 - ``livekit``:         LiveKit's deepgram plugin, `push_text` + `flush` to its first audio frame
                        (connection pooled and warm), when the `compat` extra is installed
 
@@ -34,6 +36,7 @@ from loadtest.load.stats import summarize
 
 SENTENCE = "Hello there, this is the first sentence."
 MODEL = "aura-2-thalia-en"
+VOICE = "beep"  # the tone provider's, as ElevenLabs' voice_id
 
 
 def _free_port() -> int:
@@ -89,6 +92,17 @@ async def deepgram(base: str) -> float:
         return time.perf_counter() - started
 
 
+async def elevenlabs(base: str) -> float:
+    query = "model_id=eleven_flash_v2_5&output_format=pcm_24000"
+    async with connect(f"ws://{base}/v1/text-to-speech/{VOICE}/multi-stream-input?{query}") as ws:
+        await ws.send(json.dumps({"text": " ", "context_id": "c"}))  # no first message comes back: open first
+        started = time.perf_counter()
+        await ws.send(json.dumps({"text": SENTENCE, "context_id": "c", "flush": True}))
+        while "audio" not in json.loads(await ws.recv()):
+            pass
+        return time.perf_counter() - started
+
+
 def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[str], Awaitable[float]]:
     async def run(base: str) -> float:
         async with httpx.AsyncClient() as client:
@@ -104,6 +118,7 @@ def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[
 
 
 deepgram_rest = _rest("/v1/speak", {"model": MODEL, "encoding": "linear16", "container": "none"}, {"text": SENTENCE})
+elevenlabs_rest = _rest(f"/v1/text-to-speech/{VOICE}/stream", {"output_format": "pcm_24000"}, {"text": SENTENCE})
 openai_rest = _rest(
     "/v1/audio/speech", {}, {"model": "tts-1", "voice": "alloy", "input": SENTENCE, "response_format": "pcm"}
 )
@@ -134,7 +149,10 @@ async def livekit_runs(base: str, runs: int) -> list[float] | None:
 
 
 async def measure(runs: int) -> dict[str, dict[str, float | int | None]]:
-    probes = {"ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "openai_rest": openai_rest}
+    probes = {
+        "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "elevenlabs": elevenlabs,
+        "elevenlabs_rest": elevenlabs_rest, "openai_rest": openai_rest,
+    }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in probes}
     async with tone_server() as base:
         for name, probe in probes.items():
@@ -153,9 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = asyncio.run(measure(args.runs))
     print(f"first audio, ms ({args.runs} runs each; tone provider)")
-    print(f"{'protocol':<14} {'p50':>8} {'p90':>8} {'p99':>8}")
+    print(f"{'protocol':<16} {'p50':>8} {'p90':>8} {'p99':>8}")
     for name, figures in results.items():
-        print(f"{name:<14} {figures['p50']:>8} {figures['p90']:>8} {figures['p99']:>8}")
+        print(f"{name:<16} {figures['p50']:>8} {figures['p90']:>8} {figures['p99']:>8}")
     print(json.dumps(results))
     return 0
 

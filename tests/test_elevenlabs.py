@@ -28,14 +28,18 @@ RATE = 24000
 
 def url(server: RunningServer, kind: str = "multi-stream-input", voice: str = "beep", **query: str) -> str:
     params = {"model_id": "eleven_flash_v2_5", "output_format": f"pcm_{RATE}", **query}
-    return f"ws://127.0.0.1:{server.port}/v1/text-to-speech/{voice}/{kind}?" + "&".join(f"{k}={v}" for k, v in params.items())
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"ws://127.0.0.1:{server.port}/v1/text-to-speech/{voice}/{kind}?{query}"
 
 
 async def say(ws: ClientConnection, **message: Any) -> None:
     await ws.send(json.dumps(message))
 
 
-async def until_final(ws: ClientConnection, context: str | None) -> tuple[dict[str | None, list[bytes]], list[dict[str, Any]]]:
+Audio = dict[str | None, list[bytes]]
+
+
+async def until_final(ws: ClientConnection, context: str | None) -> tuple[Audio, list[dict[str, Any]]]:
     """Audio by context, and the other messages, up to `context`'s `isFinal`."""
     audio: dict[str | None, list[bytes]] = {}
     messages: list[dict[str, Any]] = []
@@ -100,7 +104,8 @@ async def test_bad_input_is_answered_and_touches_no_other_context(tone_server: R
     async with websockets.connect(url(tone_server), max_size=None) as ws:
         await say(ws, text=" ", context_id="a")
         answers = []
-        for bad in ("{not json", json.dumps({"text": 5, "context_id": "a"}), json.dumps({"text": "x", "volume": 3})):
+        bad_messages = ("{not json", json.dumps({"text": 5, "context_id": "a"}), json.dumps({"text": "x", "volume": 3}))
+        for bad in bad_messages:
             await ws.send(bad)
             answers.append(json.loads(await ws.recv()))
         await ws.send(b"\x00\x01")
@@ -122,10 +127,10 @@ async def test_bad_input_is_answered_and_touches_no_other_context(tone_server: R
 
 async def test_single_stream_input_ends_with_empty_text(tone_server: RunningServer) -> None:
     async with websockets.connect(url(tone_server, "stream-input")) as ws:
-        await say(ws, text=" ", voice_settings={"stability": 0.5}, generation_config={"chunk_length_schedule": [120, 160]})
+        schedule = {"chunk_length_schedule": [120, 160]}
+        await say(ws, text=" ", voice_settings={"stability": 0.5}, generation_config=schedule)
         await say(ws, text=FIRST + " ", try_trigger_generation=True)
         await say(ws, text="")
-        audio: list[bytes] = []
         messages = [json.loads(m) async for m in ws]
     audio = [base64.b64decode(m["audio"]) for m in messages if "audio" in m]
     assert messages[-1] == {"isFinal": True} and ws.close_code == 1000
@@ -142,7 +147,12 @@ async def test_single_stream_input_closes_on_bad_input(tone_server: RunningServe
 
 
 async def test_unknown_voice_model_or_format_is_refused_at_the_handshake(tone_server: RunningServer) -> None:
-    for bad, status in (({"voice": "pNInz6obpgDQGcFmaJgB"}, 404), ({"model_id": "gpt"}, 400), ({"output_format": "pcm_32000"}, 400)):
+    refusals = (
+        ({"voice": "pNInz6obpgDQGcFmaJgB"}, 404),
+        ({"model_id": "gpt"}, 400),
+        ({"output_format": "pcm_32000"}, 400),
+    )
+    for bad, status in refusals:
         voice = str(bad.pop("voice", "beep"))
         with pytest.raises(InvalidStatus) as refused:
             async with websockets.connect(url(tone_server, voice=voice, **bad)):
@@ -179,7 +189,8 @@ async def test_keys_in_the_header_or_the_first_message(tone_provider: ToneProvid
             assert (await client.post(path, json={"text": FIRST})).status_code == 401
             spoken = await client.post(path, json={"text": FIRST}, headers={"xi-api-key": "secret-key"})
             assert spoken.status_code == 200
-            assert len(spoken.content) / 2 / RATE * 1000 == pytest.approx(tone.expected_duration_ms(FIRST), abs=PER_SEGMENT_MS)
+            spoken_ms = len(spoken.content) / 2 / RATE * 1000
+            assert spoken_ms == pytest.approx(tone.expected_duration_ms(FIRST), abs=PER_SEGMENT_MS)
 
 
 async def test_rest_stream_errors_in_elevenlabs_shape(tone_server: RunningServer) -> None:
@@ -190,4 +201,5 @@ async def test_rest_stream_errors_in_elevenlabs_shape(tone_server: RunningServer
         blank = await client.post(f"{base}/beep/stream", json={"text": "   "})
         assert blank.status_code == 400 and blank.json()["detail"]["status"] == "invalid_request"
         mp3 = await client.post(f"{base}/beep/stream", json={"text": FIRST, "model_id": "eleven_turbo_v2_5"})
-        assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg" and mp3.content[:1] in (b"\xff", b"I")
+        assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+        assert mp3.content[:1] in (b"\xff", b"I")  # an MP3 frame, or an ID3 tag

@@ -121,7 +121,8 @@ def test_single_socket_ends_with_empty_text() -> None:
 def test_renderings() -> None:
     multi = ElevenLabsConversation(multi=True, max_contexts=5)
     (audio,) = multi.render("a", EncodedFrame(b"\x01\x02", 20.0))
-    assert isinstance(audio, Send) and json.loads(audio.data) == {"audio": base64.b64encode(b"\x01\x02").decode(), "contextId": "a"}
+    assert isinstance(audio, Send)
+    assert json.loads(audio.data) == {"audio": base64.b64encode(b"\x01\x02").decode(), "contextId": "a"}
     done = Done(segments=0, audio_ms=0, text_chars=0, elapsed_ms=0)
     assert multi.render("a", done) == [Send('{"isFinal":true,"contextId":"a"}')]
     single = ElevenLabsConversation(multi=False, max_contexts=5)

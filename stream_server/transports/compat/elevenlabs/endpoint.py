@@ -114,7 +114,8 @@ class _Connection:
             if type(frame) is TooLarge:
                 actions = self._conversation.unusable(f"message over {frame.limit} bytes", CLOSE_TOO_BIG)
             elif type(frame) is Binary:
-                actions = self._conversation.unusable("binary frames are not accepted; send JSON text", CLOSE_UNSUPPORTED_DATA)
+                why = "binary frames are not accepted; send JSON text"
+                actions = self._conversation.unusable(why, CLOSE_UNSUPPORTED_DATA)
             else:
                 actions = self._conversation.receive(str(frame))
             try:
@@ -155,7 +156,7 @@ class _Connection:
             return True
         client = self._state.access.keys.lookup(key) if key else None
         if client is None:
-            why = "unknown API key" if key else "no API key: send the xi-api-key header, or xi-api-key in the first message"
+            why = "unknown API key" if key else "no API key: send it as the xi-api-key header or in the first message"
             log_event(logger, "elevenlabs.refused", code=ErrorCode.UNAUTHORIZED)
             await self._send(error_message("invalid_api_key", why))
             await self.close(CLOSE_POLICY, "invalid_api_key")

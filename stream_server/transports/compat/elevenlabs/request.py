@@ -33,7 +33,13 @@ IGNORED = frozenset({
 SOCKET_QUERY = frozenset({"model_id", "output_format", "inactivity_timeout", "sync_alignment", "auto_mode"})
 REST_QUERY = frozenset({"output_format"})
 # ElevenLabs' output formats: codec -> this server's format, and the rates each is offered at.
-_CODECS = {"pcm": ("pcm", None), "ulaw": ("mulaw", (8000,)), "alaw": ("alaw", (8000,)), "mp3": ("mp3", (22050, 24000, 44100)), "opus": ("ogg_opus", (48000,))}
+_CODECS = {
+    "pcm": ("pcm", None),
+    "ulaw": ("mulaw", (8000,)),
+    "alaw": ("alaw", (8000,)),
+    "mp3": ("mp3", (22050, 24000, 44100)),
+    "opus": ("ogg_opus", (48000,)),
+}
 _PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 """ElevenLabs also has pcm_32000, which this server does not encode."""
 

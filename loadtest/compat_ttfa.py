@@ -12,6 +12,8 @@ byte. Protocols are interleaved run by run, so drift hits them alike:
                        (Cartesia sends no first message: the clock starts once connected)
 - ``cartesia_bytes``:  `POST /tts/bytes`, like the other REST calls
 - ``openai_rest``:     `POST /v1/audio/speech` (pcm), the same way, for reference
+- ``elevenlabs``:      `/v1/text-to-speech/{voice}/multi-stream-input`, a context's text + `flush`
+- ``elevenlabs_rest``: `POST /v1/text-to-speech/{voice}/stream`, to the first body byte
 - ``livekit``:         LiveKit's deepgram plugin, `push_text` + `flush` to its first audio frame
                        (connection pooled and warm), when the `compat` extra is installed
 
@@ -37,6 +39,7 @@ from loadtest.load.stats import summarize
 
 SENTENCE = "Hello there, this is the first sentence."
 MODEL = "aura-2-thalia-en"
+VOICE = "beep"  # the tone provider's, as ElevenLabs' voice_id
 
 
 def _free_port() -> int:
@@ -105,11 +108,19 @@ async def cartesia(base: str) -> float:
         started = time.perf_counter()
         await ws.send(json.dumps({**CARTESIA_REQUEST, "context_id": "c", "continue": True, "flush": True}))
         while json.loads(await ws.recv())["type"] != "chunk":
+async def elevenlabs(base: str) -> float:
+    query = "model_id=eleven_flash_v2_5&output_format=pcm_24000"
+    async with connect(f"ws://{base}/v1/text-to-speech/{VOICE}/multi-stream-input?{query}") as ws:
+        await ws.send(json.dumps({"text": " ", "context_id": "c"}))  # no first message comes back: open first
+        started = time.perf_counter()
+        await ws.send(json.dumps({"text": SENTENCE, "context_id": "c", "flush": True}))
+        while "audio" not in json.loads(await ws.recv()):
             pass
         return time.perf_counter() - started
 
 
 def _rest(path: str, params: dict[str, str], body: dict[str, object]) -> Callable[[str], Awaitable[float]]:
+def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[str], Awaitable[float]]:
     async def run(base: str) -> float:
         async with httpx.AsyncClient() as client:
             await client.get(f"http://{base}/healthz")  # the connection, before the clock
@@ -125,6 +136,7 @@ def _rest(path: str, params: dict[str, str], body: dict[str, object]) -> Callabl
 
 deepgram_rest = _rest("/v1/speak", {"model": MODEL, "encoding": "linear16", "container": "none"}, {"text": SENTENCE})
 cartesia_bytes = _rest("/tts/bytes", {}, CARTESIA_REQUEST)
+elevenlabs_rest = _rest(f"/v1/text-to-speech/{VOICE}/stream", {"output_format": "pcm_24000"}, {"text": SENTENCE})
 openai_rest = _rest(
     "/v1/audio/speech", {}, {"model": "tts-1", "voice": "alloy", "input": SENTENCE, "response_format": "pcm"}
 )
@@ -158,6 +170,8 @@ async def measure(runs: int) -> dict[str, dict[str, float | int | None]]:
     probes = {
         "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "cartesia": cartesia,
         "cartesia_bytes": cartesia_bytes, "openai_rest": openai_rest,
+        "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "elevenlabs": elevenlabs,
+        "elevenlabs_rest": elevenlabs_rest, "openai_rest": openai_rest,
     }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in probes}
     async with tone_server() as base:
@@ -177,9 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = asyncio.run(measure(args.runs))
     print(f"first audio, ms ({args.runs} runs each; tone provider)")
-    print(f"{'protocol':<14} {'p50':>8} {'p90':>8} {'p99':>8}")
+    print(f"{'protocol':<16} {'p50':>8} {'p90':>8} {'p99':>8}")
     for name, figures in results.items():
-        print(f"{name:<14} {figures['p50']:>8} {figures['p90']:>8} {figures['p99']:>8}")
+        print(f"{name:<16} {figures['p50']:>8} {figures['p90']:>8} {figures['p99']:>8}")
     print(json.dumps(results))
     return 0
 

@@ -29,6 +29,8 @@ from .transports.compat.cartesia.rest import tts_bytes as cartesia_bytes
 from .transports.compat.cartesia.rest import tts_sse as cartesia_sse
 from .transports.compat.deepgram.endpoint import speak_socket
 from .transports.compat.deepgram.rest import speak as deepgram_speak
+from .transports.compat.elevenlabs.endpoint import multi_stream_input, stream_input
+from .transports.compat.elevenlabs.rest import speech_stream as elevenlabs_speech_stream
 from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
@@ -116,6 +118,10 @@ def create_app(
             WebSocketRoute("/tts/websocket", cartesia_socket),
             Route("/tts/bytes", cartesia_bytes, methods=["POST"]),
             Route("/tts/sse", cartesia_sse, methods=["POST"]),
+            # ElevenLabs' API: its two sockets and its streaming REST call.
+            WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
+            WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
+            Route("/v1/text-to-speech/{voice_id}/stream", elevenlabs_speech_stream, methods=["POST"]),
             *web_routes(settings),
         ],
         lifespan=lifespan,

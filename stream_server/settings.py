@@ -164,6 +164,27 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     cartesia_max_contexts: Annotated[
         int, Meta(ge=1, le=100, description="/tts/websocket: contexts open at once on one connection; a new one past it is refused with an error, the connection stays.")
     ] = 8
+    elevenlabs_voice_map: Annotated[
+        tuple[str, ...],
+        Meta(
+            description=(
+                "/v1/text-to-speech/{voice_id}/... (ElevenLabs' API): ElevenLabs voice ids to this server's voices, "
+                "id=provider:voice or id=voice pairs (e.g. 21m00Tcm4TlvDq8ikWAM=piper:en_US-joe-medium); a voice "
+                "of this server is also taken as is."
+            )
+        ),
+    ] = ()
+    elevenlabs_max_contexts: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=100,
+            description=(
+                "ElevenLabs' multi-stream-input: contexts open at once on one socket (ElevenLabs' own cap); "
+                "one more is refused with an error, the socket stays."
+            ),
+        ),
+    ] = 5
     speech_voice_map: Annotated[
         tuple[str, ...],
         Meta(
@@ -323,6 +344,11 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         if any("=" not in pair for pair in self.deepgram_voice_map):
             raise ValueError(
                 "give model=provider:voice pairs (e.g. aura-2-thalia-en=piper:en_US-joe-medium) - at `$.deepgram_voice_map`"
+            )
+        if any("=" not in pair for pair in self.elevenlabs_voice_map):
+            raise ValueError(
+                "give id=provider:voice pairs (e.g. 21m00Tcm4TlvDq8ikWAM=piper:en_US-joe-medium) "
+                "- at `$.elevenlabs_voice_map`"
             )
         if any("=" not in pair for pair in self.speech_voice_map):
             raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")

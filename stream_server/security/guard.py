@@ -30,12 +30,17 @@ PUBLIC_PREFIXES = ("/static/",)
 TOKEN_SCHEME_PATHS = frozenset({"/v1/speak"})
 # Cartesia's API sends the key as `X-API-Key: KEY`: taken there as a Bearer key.
 API_KEY_HEADER_PATHS = frozenset({"/tts/websocket", "/tts/bytes", "/tts/sse"})
+# ElevenLabs' API sends `xi-api-key: KEY`; its sockets may bring the key in their first message
+# instead: the handshake passes, marked, and the endpoint opens nothing until that key checks out.
+ELEVENLABS_PREFIX = "/v1/text-to-speech/"
+ELEVENLABS_SOCKETS = ("/stream-input", "/multi-stream-input")
 # Served on a full server (every socket counts, theirs too, but these answer anyway): probes must
 # get through. The connection layer keeps a few sockets' headroom past --max-connections for them.
 UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 CLOSE_TRY_AGAIN = 1013
 _CLIENT = "stream_server.client"
+_CREDENTIAL_PENDING = "stream_server.credential_pending"
 
 _STATUS = {ErrorCode.UNAUTHORIZED: 401, ErrorCode.FORBIDDEN_ORIGIN: 403, ErrorCode.SERVER_BUSY: 503}
 
@@ -43,6 +48,12 @@ _STATUS = {ErrorCode.UNAUTHORIZED: 401, ErrorCode.FORBIDDEN_ORIGIN: 403, ErrorCo
 def client_of(connection: HTTPConnection) -> Client:
     """Who made this request (set by the guard; anonymous where no keys are configured)."""
     return connection.scope.get(_CLIENT, ANONYMOUS)
+
+
+def credential_pending(connection: HTTPConnection) -> bool:
+    """An ElevenLabs socket that came without a key while keys are required: its first message
+    must bring one (`Keys.lookup` it) before anything is opened."""
+    return bool(connection.scope.get(_CREDENTIAL_PENDING))
 
 
 def is_sse_events(path: str) -> bool:
@@ -103,6 +114,11 @@ class Guard:
             if client is None:
                 raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
             return client
+        if path.startswith(ELEVENLABS_PREFIX) and (key := headers.get("xi-api-key")):
+            client = keys.lookup(key.strip())
+            if client is None:
+                raise ProtocolError(ErrorCode.UNAUTHORIZED, "unknown API key")
+            return client
         if scope["type"] == "websocket":
             # The literal name only, one spelling to document (the log masks every spelling).
             raw = scope.get("query_string", b"").decode("latin-1")
@@ -113,6 +129,9 @@ class Guard:
                 if client is None:  # its key was removed since
                     raise ProtocolError(ErrorCode.UNAUTHORIZED, "the token's key is no longer valid")
                 return client
+        if scope["type"] == "websocket" and path.startswith(ELEVENLABS_PREFIX) and path.endswith(ELEVENLABS_SOCKETS):
+            scope[_CREDENTIAL_PENDING] = True
+            return ANONYMOUS
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or is_sse_events(path):
             return ANONYMOUS
         raise ProtocolError(ErrorCode.UNAUTHORIZED, _missing_credential(scope, scheme))

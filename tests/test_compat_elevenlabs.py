@@ -1,0 +1,288 @@
+"""The real, unmodified ElevenLabs clients against this server on loopback (the `compat` extra):
+Pipecat's `ElevenLabsTTSService` (multi-stream-input), LiveKit Agents' elevenlabs plugin
+(`base_url`, multi-stream-input) and the official `elevenlabs` SDK's HTTP stream call.
+
+For each: audio arrives before the whole text is given, decodes to the tone's exact length,
+barge-in stops the audio, and the library logs no protocol error or warning. Skipped without the
+extra, except in CI (`CI=true`), where .ci/run installs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from stream_server.providers import tone
+from stream_server.providers.tone import ToneProvider
+
+from .conftest import RunningServer, run_server, tone_settings
+from .helpers import wait_for
+
+NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
+if not os.environ.get("CI"):  # CI installs the extra: there, a missing library fails the import below
+    pytest.importorskip("pipecat.services.elevenlabs.tts", reason=NOT_INSTALLED)
+    pytest.importorskip("livekit.plugins.elevenlabs", reason=NOT_INSTALLED)
+    pytest.importorskip("elevenlabs", reason=NOT_INSTALLED)
+
+import aiohttp  # noqa: E402  (installed with the extra)
+from elevenlabs.client import AsyncElevenLabs  # noqa: E402
+from elevenlabs.core.api_error import ApiError  # noqa: E402
+from livekit.plugins import elevenlabs as livekit_elevenlabs  # noqa: E402
+from loguru import logger as loguru_logger  # noqa: E402
+from pipecat.frames.frames import (  # noqa: E402
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService  # noqa: E402
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
+
+VOICE = "beep"  # the tone provider's voice, taken as is
+MODEL = "eleven_flash_v2_5"
+RATE = 24000
+FIRST, SECOND = "Hello there, this is the first sentence.", "And here is a second one."
+LONG = " ".join(["word"] * 150) + "."
+PER_SEGMENT_MS = 3.0
+
+
+@pytest.fixture
+async def paced_server(tone_provider: ToneProvider) -> AsyncIterator[RunningServer]:
+    """Audio paced to real time (as a voice agent plays it), so a barge-in finds audio queued."""
+    async with run_server(tone_settings(max_lead_ms=100), {"tone": tone_provider}) as running:
+        yield running
+
+
+def ms_of_frames(frames: list[TTSAudioRawFrame]) -> float:
+    return sum(len(f.audio) for f in frames) / 2 / RATE * 1000
+
+
+# -- Pipecat ------------------------------------------------------------------------------------
+
+
+class Recorder(FrameProcessor):
+    """The end of the pipeline: every frame the TTS service pushed, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        self.frames.append(frame)
+        await self.push_frame(frame, direction)
+
+    def audio(self, since: int = 0) -> list[TTSAudioRawFrame]:
+        return [f for f in self.frames[since:] if isinstance(f, TTSAudioRawFrame)]
+
+    def stopped(self, since: int = 0) -> int:
+        return sum(isinstance(f, TTSStoppedFrame) for f in self.frames[since:])
+
+
+class PipecatAgent:
+    """Pipecat's ElevenLabsTTSService in a real pipeline, its URL pointed at the server."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.tts = ElevenLabsTTSService(
+            api_key="unused",
+            url=f"ws://127.0.0.1:{server.port}",
+            sample_rate=RATE,
+            settings=ElevenLabsTTSService.Settings(voice=VOICE, model=MODEL),
+        )
+        self.recorder = Recorder()
+        self.worker = PipelineWorker(
+            Pipeline([self.tts, self.recorder]),
+            cancel_on_idle_timeout=False,
+            params=PipelineParams(audio_out_sample_rate=RATE),
+        )
+        self.started = asyncio.Event()
+        self.worker.event_handler("on_pipeline_started")(self._on_started)
+
+    async def _on_started(self, worker: Any, frame: Frame) -> None:
+        self.started.set()
+
+    async def reply(self, text: str) -> None:
+        """An LLM's reply, token by token."""
+        await self.worker.queue_frame(LLMFullResponseStartFrame())
+        for token in text.split(" "):
+            await self.worker.queue_frame(LLMTextFrame(token + " "))
+        await self.worker.queue_frame(LLMFullResponseEndFrame())
+
+    async def run(self, script: Any) -> None:
+        async def drive() -> None:
+            await asyncio.wait_for(self.started.wait(), 10)
+            try:
+                await script(self)
+            finally:
+                await self.worker.queue_frame(EndFrame())
+
+        runner = WorkerRunner()
+        await runner.add_workers(self.worker)
+        await asyncio.wait_for(asyncio.gather(runner.run(), drive()), 60)
+
+
+@pytest.fixture
+def pipecat_complaints() -> AsyncIterator[list[str]]:
+    """What Pipecat logs at WARNING or above."""
+    complaints: list[str] = []
+    sink = loguru_logger.add(lambda message: complaints.append(str(message)), level="WARNING")
+    yield complaints
+    loguru_logger.remove(sink)
+
+
+async def test_pipecat_speaks_a_reply_as_it_streams(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
+    async def script(agent: PipecatAgent) -> None:
+        first, *rest = SECOND.split(" ")
+        await agent.worker.queue_frame(LLMFullResponseStartFrame())
+        # Pipecat sends a sentence once the next token shows it has ended.
+        for token in [*FIRST.split(" "), first]:
+            await agent.worker.queue_frame(LLMTextFrame(token + " "))
+        # The first sentence is heard before the rest of the reply exists.
+        await wait_for(lambda: bool(agent.recorder.audio()))
+        for token in rest:
+            await agent.worker.queue_frame(LLMTextFrame(token + " "))
+        await agent.worker.queue_frame(LLMFullResponseEndFrame())
+        await wait_for(lambda: agent.recorder.stopped() == 1)  # isFinal ended the audio context
+
+    agent = PipecatAgent(paced_server)
+    await agent.run(script)
+    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
+    assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
+    assert pipecat_complaints == []
+
+
+async def test_pipecat_barge_in_closes_the_context(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
+    async def script(agent: PipecatAgent) -> None:
+        await agent.reply(LONG)
+        await wait_for(lambda: len(agent.recorder.audio()) >= 5)
+        await agent.worker.queue_frame(InterruptionFrame())  # the user spoke: Pipecat closes the context
+        mark = len(agent.recorder.frames)
+        await agent.reply(FIRST)
+        await wait_for(lambda: agent.recorder.stopped(mark) == 1)
+        new_audio = agent.recorder.audio(mark)
+        assert ms_of_frames(new_audio) == pytest.approx(tone.expected_duration_ms(FIRST), abs=PER_SEGMENT_MS)
+
+    agent = PipecatAgent(paced_server)
+    await agent.run(script)
+    assert ms_of_frames(agent.recorder.audio()) < tone.expected_duration_ms(LONG) / 2
+    # The interrupted context's stream was cancelled on the server, not left playing out.
+    await wait_for(lambda: len(paced_server.state.admission) == 0, timeout=5)
+    assert pipecat_complaints == []
+
+
+# -- LiveKit Agents -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def livekit_tts(paced_server: RunningServer) -> AsyncIterator[livekit_elevenlabs.TTS]:
+    async with aiohttp.ClientSession() as http:
+        tts = livekit_elevenlabs.TTS(
+            voice_id=VOICE,
+            model=MODEL,
+            api_key="unused",
+            base_url=f"http://127.0.0.1:{paced_server.port}/v1",
+            encoding=f"pcm_{RATE}",
+            http_session=http,
+        )
+        yield tts
+        await tts.aclose()
+
+
+# LiveKit's emitter may end a segment with a 10 ms silent marker frame.
+LIVEKIT_MARKER_MS = 10.0
+
+
+def livekit_ms_match(samples: int, expected_ms: float, segments: int) -> bool:
+    got = samples / RATE * 1000
+    return expected_ms - segments * PER_SEGMENT_MS <= got <= expected_ms + segments * PER_SEGMENT_MS + LIVEKIT_MARKER_MS
+
+
+def _livekit_complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("livekit") and r.levelno >= logging.WARNING]
+
+
+async def test_livekit_streams_a_reply_as_it_is_written(
+    livekit_tts: livekit_elevenlabs.TTS, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stream = livekit_tts.stream()
+    first, rest = SECOND.split(" ", 1)
+    # LiveKit (auto_mode) sends a sentence once the next word shows it has ended.
+    stream.push_text(f"{FIRST} {first} ")
+    samples = 0
+    first_audio_before_the_rest = False
+    async for event in stream:
+        if samples == 0:
+            # The first sentence is heard while the rest of the reply is still to come.
+            first_audio_before_the_rest = True
+            stream.push_text(rest)
+            stream.end_input()
+        samples += event.frame.samples_per_channel
+    assert first_audio_before_the_rest
+    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
+    assert livekit_ms_match(samples, expected, segments=2)
+    assert _livekit_complaints(caplog) == []
+
+
+async def test_livekit_barge_in_hears_only_the_new_reply(
+    paced_server: RunningServer, livekit_tts: livekit_elevenlabs.TTS, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stream = livekit_tts.stream()
+    stream.push_text(LONG)
+    stream.flush()
+    async for _ in stream:
+        break  # audio is playing: the user speaks
+    await stream.aclose()  # LiveKit's barge-in
+    reply = livekit_tts.stream()
+    reply.push_text(FIRST)
+    reply.flush()
+    reply.end_input()
+    samples = 0
+    async for event in reply:
+        samples += event.frame.samples_per_channel
+    # The reply's audio is its own only. (LiveKit closed the interrupted context right after its
+    # flush, so, as on ElevenLabs, the server plays that one out; LiveKit drops what comes of it.)
+    assert livekit_ms_match(samples, tone.expected_duration_ms(FIRST), segments=1)
+    assert _livekit_complaints(caplog) == []
+
+
+# -- the elevenlabs SDK ---------------------------------------------------------------------------
+
+
+async def test_sdk_http_stream_speaks_as_it_synthesizes(paced_server: RunningServer) -> None:
+    client = AsyncElevenLabs(api_key="unused", base_url=paced_server.http_url)
+    text = f"{FIRST} {SECOND}"
+    chunks: list[bytes] = []
+    first_chunk_before_the_end = False
+    async for chunk in client.text_to_speech.stream(
+        voice_id=VOICE, text=text, model_id=MODEL, output_format=f"pcm_{RATE}"
+    ):
+        if not chunks:
+            # Streamed: the first audio comes while the server still has the second sentence to make.
+            first_chunk_before_the_end = len(paced_server.state.admission) == 1
+        chunks.append(chunk)
+    audio = b"".join(chunks)
+    assert first_chunk_before_the_end
+    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
+    assert len(audio) / 2 / RATE * 1000 == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
+
+
+async def test_sdk_http_stream_refuses_an_unknown_voice(paced_server: RunningServer) -> None:
+    client = AsyncElevenLabs(api_key="unused", base_url=paced_server.http_url)
+    with pytest.raises(ApiError) as refused:
+        async for _ in client.text_to_speech.stream(voice_id="21m00Tcm4TlvDq8ikWAM", text=FIRST):
+            pass
+    assert refused.value.status_code == 404
+    assert refused.value.body["detail"]["status"] == "voice_not_found"

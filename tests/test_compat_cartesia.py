@@ -7,19 +7,16 @@ library logs no protocol error or warning. Skipped without the extra, except in 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from stream_server.providers import tone
-from stream_server.providers.tone import ToneProvider
 
-from .conftest import RunningServer, run_server, tone_settings
+from .conftest import RunningServer
 from .helpers import wait_for
 
 NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
@@ -29,112 +26,41 @@ if not os.environ.get("CI"):  # CI installs the extra: there, a missing library 
 
 import aiohttp  # noqa: E402  (installed with the extra)
 from livekit.plugins import cartesia as livekit_cartesia  # noqa: E402
-from loguru import logger as loguru_logger  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
-    EndFrame,
-    Frame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
-    TTSAudioRawFrame,
-    TTSStoppedFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.services.cartesia.tts import CartesiaTTSService  # noqa: E402
-from pipecat.workers.runner import WorkerRunner  # noqa: E402
+
+from .compat_clients import (  # noqa: E402
+    FIRST,
+    LONG,
+    PER_SEGMENT_MS,
+    RATE,
+    SECOND,
+    PipecatAgent,
+    livekit_complaints,
+    livekit_ms_match,
+    ms_of_frames,
+    paced_server,  # noqa: F401  (a fixture)
+    pipecat_complaints,  # noqa: F401  (a fixture)
+)
 
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"  # a Cartesia voice id: the server's default voice
-RATE = 24000
-FIRST, SECOND = "Hello there, this is the first sentence.", "And here is a second one."
-LONG = " ".join(["word"] * 150) + "."
-PER_SEGMENT_MS = 3.0
 
 
-@pytest.fixture
-async def paced_server(tone_provider: ToneProvider) -> AsyncIterator[RunningServer]:
-    """Audio paced to real time (as a voice agent plays it), so a barge-in finds audio queued."""
-    async with run_server(tone_settings(max_lead_ms=100), {"tone": tone_provider}) as running:
-        yield running
-
-
-def ms_of_frames(frames: list[TTSAudioRawFrame]) -> float:
-    return sum(len(f.audio) for f in frames) / 2 / RATE * 1000
-
-
-# -- Pipecat ------------------------------------------------------------------------------------
-
-
-class Recorder(FrameProcessor):
-    """The end of the pipeline: every frame the TTS service pushed, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.frames: list[Frame] = []
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        self.frames.append(frame)
-        await self.push_frame(frame, direction)
-
-    def audio(self, since: int = 0) -> list[TTSAudioRawFrame]:
-        return [f for f in self.frames[since:] if isinstance(f, TTSAudioRawFrame)]
-
-    def stopped(self, since: int = 0) -> int:
-        return sum(isinstance(f, TTSStoppedFrame) for f in self.frames[since:])
-
-
-class PipecatAgent:
-    """Pipecat's CartesiaTTSService in a real pipeline, its URL pointed at the server."""
-
-    def __init__(self, server: RunningServer) -> None:
-        self.tts = CartesiaTTSService(
+def pipecat_agent(server: RunningServer) -> PipecatAgent:
+    """Pipecat's CartesiaTTSService, its URL pointed at the server, in a real pipeline."""
+    return PipecatAgent(
+        CartesiaTTSService(
             api_key="unused",
             url=f"ws://127.0.0.1:{server.port}/tts/websocket",
             sample_rate=RATE,
             settings=CartesiaTTSService.Settings(voice=VOICE),
         )
-        self.recorder = Recorder()
-        self.worker = PipelineWorker(
-            Pipeline([self.tts, self.recorder]),
-            cancel_on_idle_timeout=False,
-            params=PipelineParams(audio_out_sample_rate=RATE),
-        )
-        self.started = asyncio.Event()
-        self.worker.event_handler("on_pipeline_started")(self._on_started)
-
-    async def _on_started(self, worker: Any, frame: Frame) -> None:
-        self.started.set()
-
-    async def reply(self, text: str) -> None:
-        """An LLM's reply, token by token."""
-        await self.worker.queue_frame(LLMFullResponseStartFrame())
-        for token in text.split(" "):
-            await self.worker.queue_frame(LLMTextFrame(token + " "))
-        await self.worker.queue_frame(LLMFullResponseEndFrame())
-
-    async def run(self, script: Any) -> None:
-        async def drive() -> None:
-            await asyncio.wait_for(self.started.wait(), 10)
-            try:
-                await script(self)
-            finally:
-                await self.worker.queue_frame(EndFrame())
-
-        runner = WorkerRunner()
-        await runner.add_workers(self.worker)
-        await asyncio.wait_for(asyncio.gather(runner.run(), drive()), 60)
-
-
-@pytest.fixture
-def pipecat_complaints() -> AsyncIterator[list[str]]:
-    """What Pipecat logs at WARNING or above."""
-    complaints: list[str] = []
-    sink = loguru_logger.add(lambda message: complaints.append(str(message)), level="WARNING")
-    yield complaints
-    loguru_logger.remove(sink)
+    )
 
 
 async def test_pipecat_speaks_a_reply_as_it_streams(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
@@ -151,7 +77,7 @@ async def test_pipecat_speaks_a_reply_as_it_streams(paced_server: RunningServer,
         await agent.worker.queue_frame(LLMFullResponseEndFrame())
         await wait_for(lambda: agent.recorder.stopped() == 1)  # `done` ended the audio context
 
-    agent = PipecatAgent(paced_server)
+    agent = pipecat_agent(paced_server)
     await agent.run(script)
     expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
     assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
@@ -171,7 +97,7 @@ async def test_pipecat_barge_in_cancels_the_context(paced_server: RunningServer,
         # The cancelled context's stream is gone on the server; only the new reply's was open.
         await wait_for(lambda: len(paced_server.state.admission) == 0, timeout=5)
 
-    agent = PipecatAgent(paced_server)
+    agent = pipecat_agent(paced_server)
     await agent.run(script)
     assert ms_of_frames(agent.recorder.audio()) < tone.expected_duration_ms(LONG) / 2
     assert pipecat_complaints == []
@@ -194,19 +120,6 @@ async def livekit_tts(paced_server: RunningServer) -> AsyncIterator[livekit_cart
         await tts.aclose()
 
 
-# LiveKit's emitter may end a segment with a 10 ms silent marker frame (tts.py, "a tiny empty marker").
-LIVEKIT_MARKER_MS = 10.0
-
-
-def livekit_ms_match(samples: int, expected_ms: float, segments: int) -> bool:
-    got = samples / RATE * 1000
-    return expected_ms - segments * PER_SEGMENT_MS <= got <= expected_ms + segments * PER_SEGMENT_MS + LIVEKIT_MARKER_MS
-
-
-def _livekit_complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("livekit") and r.levelno >= logging.WARNING]
-
-
 async def test_livekit_streams_a_reply_as_it_is_written(
     livekit_tts: livekit_cartesia.TTS, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -227,7 +140,7 @@ async def test_livekit_streams_a_reply_as_it_is_written(
     assert first_audio_before_the_rest
     expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
     assert livekit_ms_match(samples, expected, segments=2)
-    assert _livekit_complaints(caplog) == []
+    assert livekit_complaints(caplog) == []
 
 
 async def test_livekit_one_shot_synthesis_uses_tts_bytes(
@@ -236,7 +149,7 @@ async def test_livekit_one_shot_synthesis_uses_tts_bytes(
     caplog.set_level(logging.WARNING)
     frame = await livekit_tts.synthesize(FIRST).collect()
     assert livekit_ms_match(frame.samples_per_channel, tone.expected_duration_ms(FIRST), segments=1)
-    assert _livekit_complaints(caplog) == []
+    assert livekit_complaints(caplog) == []
 
 
 async def test_livekit_barge_in_ends_the_stream_on_the_server(
@@ -262,4 +175,4 @@ async def test_livekit_barge_in_ends_the_stream_on_the_server(
     # The interrupted context's stream does not play on: it ends with its connection.
     await wait_for(lambda: len(paced_server.state.admission) == 0, timeout=5)
     assert time.monotonic() - started < tone.expected_duration_ms(LONG) / 1000
-    assert _livekit_complaints(caplog) == []
+    assert livekit_complaints(caplog) == []

@@ -33,6 +33,7 @@ from ..text import ScriptWatch, Segment, SentenceSegmenter
 from ..text.scripts import scripts_for
 from .options import StreamOptions, ready_message
 from .outputs import Output, Stopped, Synthesized
+from .planned import END_OF_INPUT, EndOfInput, Planned
 from .stats import StreamStats
 
 # Replies that may wait unread (a client flooding bad messages while not reading is cut off).
@@ -55,28 +56,6 @@ class Phase(enum.Enum):
     """`Done` or `Stopped` was handed out: nothing more to send."""
     ABANDONED = "abandoned"
     """Stopped, and the client did not take the goodbye in time: drop the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """A segment numbered for the client (`seq`), waiting for synthesis."""
-
-    seq: int
-    segment: Segment
-
-    @property
-    def text(self) -> str:
-        return self.segment.text
-
-
-class EndOfInput:
-    """Handed out by `next_segment` after the last segment, once input has ended."""
-
-    def __repr__(self) -> str:
-        return "END_OF_INPUT"
-
-
-END_OF_INPUT: Final = EndOfInput()
 
 
 class _StreamEnd:

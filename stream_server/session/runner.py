@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+
 import anyio
 import msgspec
 
@@ -30,10 +31,11 @@ from ..logs import log_event
 from ..media import EncodedFrame
 from ..metrics import Metrics
 from ..protocol import Done, ProtocolError
-from .core import EndOfInput, Phase, Planned, StreamCore
+from .core import Phase, StreamCore
 from .options import StreamOptions
-from .stats import StreamStats
 from .outputs import Output, Stopped, Synthesized
+from .planned import EndOfInput, Planned
+from .stats import StreamStats
 from .synthesis import Synthesis
 
 logger = logging.getLogger(__name__)

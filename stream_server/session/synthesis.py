@@ -30,9 +30,9 @@ from ..media import EncodedFrame, PcmChunk
 from ..metrics import Metrics
 from ..protocol import Error, ErrorCode, SegmentEnd, SegmentStart, Warning
 from ..providers.base import Provider, ProviderError, Urgency, VoiceOptions
-from .core import EndOfInput, Planned
 from .outputs import Synthesized
 from .pauses import Pauses
+from .planned import EndOfInput, Planned
 
 logger = logging.getLogger(__name__)
 

@@ -193,6 +193,25 @@ async def test_keys_in_the_header_or_the_first_message(tone_provider: ToneProvid
             assert spoken_ms == pytest.approx(tone.expected_duration_ms(FIRST), abs=PER_SEGMENT_MS)
 
 
+async def test_a_socket_that_never_sends_its_key_or_a_context_is_closed(tone_provider: ToneProvider) -> None:
+    # A socket waiting for its first message's key may wait --header-timeout-s, and a keyed one
+    # with no context open its inactivity timeout: neither may hold a connection slot forever.
+    settings = tone_settings(api_keys=("secret-key",), header_timeout_s=0.3)
+    async with run_server(settings, {"tone": tone_provider}) as server:
+        async with websockets.connect(url(server)) as silent:
+            error = json.loads(await silent.recv())
+            with pytest.raises(ConnectionClosed):
+                await silent.recv()
+        assert error["error"] == "input_timeout_exceeded" and silent.close_code == 1008
+        headers = {"xi-api-key": "secret-key"}
+        async with websockets.connect(url(server, inactivity_timeout="1"), additional_headers=headers) as unused:
+            error = json.loads(await unused.recv())
+            with pytest.raises(ConnectionClosed):
+                await unused.recv()
+        assert error["error"] == "input_timeout_exceeded" and unused.close_code == 1008
+        assert len(server.state.access.connections) <= 1  # only a closing one, if any
+
+
 async def test_rest_stream_errors_in_elevenlabs_shape(tone_server: RunningServer) -> None:
     async with httpx.AsyncClient() as client:
         base = f"{tone_server.http_url}/v1/text-to-speech"

@@ -10,6 +10,7 @@ body.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
@@ -108,7 +109,15 @@ class _Connection:
         """Client frames into actions, until the client goes away or the socket is closed."""
         limit = self._state.settings.max_message_bytes
         while not self._closed:
-            frame = await next_frame(self._websocket, limit)
+            quiet_s = self._quiet_limit_s()
+            with anyio.move_on_after(quiet_s) as waiting:
+                frame = await next_frame(self._websocket, limit)
+            if waiting.cancelled_caught:
+                log_event(logger, "elevenlabs.quiet_socket_closed", waited_s=quiet_s, key_pending=self._pending_credential)
+                with contextlib.suppress(ClientGone):
+                    await self._send(error_message("input_timeout_exceeded", f"nothing received for {quiet_s:g} s"))
+                await self.close(CLOSE_POLICY, "input_timeout_exceeded")
+                return
             if type(frame) is Disconnected:
                 return
             if type(frame) is TooLarge:
@@ -124,6 +133,17 @@ class _Connection:
                         return
             except ClientGone:
                 return
+
+    def _quiet_limit_s(self) -> float | None:
+        """How long the socket may stay silent: until its key arrives, --header-timeout-s (a
+        socket that never authenticates must not hold a connection slot); with no context open,
+        its inactivity timeout, as ElevenLabs closes an unused socket; with contexts open, no
+        limit here (each context's stream has its own idle deadline)."""
+        if self._pending_credential:
+            return self._state.settings.header_timeout_s
+        if not self._streams:
+            return self._options.idle_timeout_s
+        return None
 
     async def _act(self, action: Action) -> bool:
         """Carry out one action; False: the socket is closed."""

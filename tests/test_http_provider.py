@@ -153,6 +153,28 @@ async def test_an_open_breaker_fails_fast_without_a_request() -> None:
         await provider.aclose()
 
 
+async def test_a_trial_that_ends_without_a_verdict_lets_the_next_request_probe() -> None:
+    # Half open, the one trial request is refused for its own reasons (a 400): that says nothing
+    # of the upstream's health, so the breaker must not wait forever for the trial's verdict.
+    upstream = Scripted(500, 400, "audio")
+    now = [0.0]
+    async with run_asgi(upstream.app()) as base:
+        provider = RawPcm(HttpSettings(base_url=base, max_retries=0))
+        provider._breaker = CircuitBreaker(failures=1, cooldown_s=10, clock=lambda: now[0])
+        outcomes = []
+        for _ in range(3):
+            try:
+                async for _chunk in provider.synthesize("x", VoiceOptions("v")):
+                    pass
+                outcomes.append("audio")
+            except ProviderError as exc:
+                outcomes.append(exc.code)
+            now[0] += 11  # past the cooldown each time
+        await provider.aclose()
+    assert outcomes == ["provider_unavailable", "provider_rejected", "audio"]
+    assert upstream.requests == 3 and provider.stats()["breaker_open"] == 0
+
+
 async def test_the_key_is_sent_but_never_shown() -> None:
     seen: list[str] = []
 

@@ -132,6 +132,11 @@ class CircuitBreaker:
         # Half open: free when no trial is out; while one is, ask again soon (it decides).
         return min(1.0, self._cooldown) if self._trial else None
 
+    def end_trial(self) -> None:
+        """The trial request ended without saying whether the upstream is back (no-op after
+        `success` or `failure`): the next request may probe instead."""
+        self._trial = False
+
     def success(self) -> None:
         self._failures = 0
         self._opened_at = None
@@ -293,34 +298,41 @@ class HttpProvider:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.first_byte_timeout_s
         for attempt in range(settings.max_retries + 1):
+            trial = self._breaker.state == "half_open"  # this attempt probes the upstream
             if not self._breaker.allow():
                 raise ProviderError(
                     f"{self.name} is unavailable (failing repeatedly; retrying later)", code=UNAVAILABLE
                 )
-            await self._rate_limit_wait(deadline)
-            async with self._slot(deadline):
-                produced = False
-                try:
-                    self._requests += 1
-                    async with aclosing(self._attempt(text, options)) as chunks:
-                        first = await _first(chunks, deadline, settings.first_byte_timeout_s, self.name)
-                        if first is None:
-                            raise ProviderError(f"{self.name} answered without audio", code=BAD_RESPONSE)
-                        produced = True
-                        # The slot is held while the upstream answers: the caller takes the
-                        # chunks as they come (session/synthesis.py), never at a client's pace.
-                        yield first
-                        async for chunk in chunks:
-                            yield chunk
-                    self._breaker.success()
-                    return
-                except (ProviderError, httpx.HTTPError) as exc:
-                    error = self._failed(exc, attempt, produced)
-                    wait_s = self._backoff(attempt, error.retry_after)
-                    # Once audio went out, a retry would say it twice: the segment ends with the error.
-                    final = produced or not error.retryable or attempt == settings.max_retries
-                    if final or loop.time() + wait_s >= deadline:
-                        raise error from exc
+            try:
+                await self._rate_limit_wait(deadline)
+                async with self._slot(deadline):
+                    produced = False
+                    try:
+                        self._requests += 1
+                        async with aclosing(self._attempt(text, options)) as chunks:
+                            first = await _first(chunks, deadline, settings.first_byte_timeout_s, self.name)
+                            if first is None:
+                                raise ProviderError(f"{self.name} answered without audio", code=BAD_RESPONSE)
+                            produced = True
+                            # The slot is held while the upstream answers: the caller takes the
+                            # chunks as they come (session/synthesis.py), never at a client's pace.
+                            yield first
+                            async for chunk in chunks:
+                                yield chunk
+                        self._breaker.success()
+                        return
+                    except (ProviderError, httpx.HTTPError) as exc:
+                        error = self._failed(exc, attempt, produced)
+                        wait_s = self._backoff(attempt, error.retry_after)
+                        # Once audio went out, a retry would say it twice: the segment ends with the error.
+                        final = produced or not error.retryable or attempt == settings.max_retries
+                        if final or loop.time() + wait_s >= deadline:
+                            raise error from exc
+            finally:
+                if trial:
+                    # An attempt that ended before the upstream answered (no slot, the rate
+                    # limit, a barge-in, a 4xx) says nothing of its health: another may probe.
+                    self._breaker.end_trial()
             await asyncio.sleep(wait_s)  # back-off before the next attempt, not a race fix
 
     def _failed(self, exc: ProviderError | httpx.HTTPError, attempt: int, produced: bool) -> ProviderError:

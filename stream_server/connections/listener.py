@@ -89,7 +89,11 @@ class Listener:
                     continue
                 except OSError as exc:
                     if exc.errno not in OUT_OF_DESCRIPTORS:
-                        raise
+                        # A pending network error handed over by accept(2) (EPROTO, ENETDOWN,
+                        # EHOSTUNREACH, EPERM from a firewall...): that client is lost, the
+                        # listener is not. accept(2) says to retry, as asyncio's own loop does.
+                        self._table.report("connection.accept_failed", errno=exc.errno)
+                        continue
                     if self._refuse_one(listening):
                         continue
                     if self._spare is None:

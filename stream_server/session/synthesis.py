@@ -44,9 +44,11 @@ ENCODE_SLICE_MS: Final = 200
 # ahead gate (a new stream's first audio, a stream whose lead ran low).
 URGENT_WITHIN_MS: Final = 1000.0
 # The most audio one segment may have, whatever the provider sends: a generous speaking time per
-# character at the stream's speed (speech is ~15 characters a second; this allows 3 a second) plus
-# a margin. It bounds what a job holds for its emitter; past it the segment ends in an error.
-MAX_AUDIO_S_PER_CHAR: Final = 1 / 3
+# character at the stream's speed plus a margin. English is ~15 characters a second; text read
+# character by character is slower (Piper reads "中" as "Chinese letter": 0.37 s each), so 0.5 s.
+# It bounds what a job holds for its emitter (a 300-character segment: 160 s, 15 MB of 24 kHz
+# float samples at speed 1); past it the segment ends in an error.
+MAX_AUDIO_S_PER_CHAR: Final = 0.5
 MAX_AUDIO_MARGIN_S: Final = 10.0
 
 

@@ -28,10 +28,13 @@ _QUERY = re.compile(r"\?((?:[^\s\\#\"]|\\[^\"])+)")
 _QUERY_SEPARATOR = re.compile(r"([&;])")
 # Names that say "credential" whatever the value: a short or malformed token is masked too.
 _CREDENTIAL_NAMES = frozenset(
-    {"token", "access_token", "key", "api_key", "apikey", "api-key", "auth", "password", "secret"}
+    {
+        "token", "access_token", "key", "api_key", "apikey", "api-key", "auth", "authorization",
+        "password", "secret", "xi-api-key", "xi_api_key", "x-api-key",
+    }
 )
 _SECRETS = (
-    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key):\s*)[^\\\"\n]+", re.IGNORECASE),
+    re.compile(r"((?:authorization|proxy-authorization|x-goog-api-key|x-api-key|xi-api-key|api-key):\s*)[^\\\"\n]+", re.IGNORECASE),
     # An SSE session's id is its event stream's credential: keep enough to follow it in the log.
     re.compile(r"(/v1/tts/sessions/[0-9a-f]{8})[0-9a-f]{24}"),
 )

@@ -59,6 +59,9 @@ def test_ordinary_parameters_stay_readable() -> None:
 def test_a_short_value_under_a_credential_name_is_masked_too() -> None:
     assert "token=***&voice=low" in formatted("/v1/tts/stream?token=abc&voice=low")
     assert "abc" not in formatted("/v1/tts/stream?api_key=abc")
+    # Other vendors' key names, and a header's value pasted into a query (a space in it).
+    for name in ("xi-api-key", "xi_api_key", "x-api-key", "authorization"):
+        assert "sk_live" not in formatted(f"/v1/text-to-speech/v/stream?{name}=Bearer%20sk_live_abc")
 
 
 def test_the_shapes_match_what_the_server_makes() -> None:

@@ -108,6 +108,10 @@ async def cartesia(base: str) -> float:
         started = time.perf_counter()
         await ws.send(json.dumps({**CARTESIA_REQUEST, "context_id": "c", "continue": True, "flush": True}))
         while json.loads(await ws.recv())["type"] != "chunk":
+            pass
+        return time.perf_counter() - started
+
+
 async def elevenlabs(base: str) -> float:
     query = "model_id=eleven_flash_v2_5&output_format=pcm_24000"
     async with connect(f"ws://{base}/v1/text-to-speech/{VOICE}/multi-stream-input?{query}") as ws:
@@ -120,7 +124,6 @@ async def elevenlabs(base: str) -> float:
 
 
 def _rest(path: str, params: dict[str, str], body: dict[str, object]) -> Callable[[str], Awaitable[float]]:
-def _rest(path: str, params: dict[str, str], body: dict[str, str]) -> Callable[[str], Awaitable[float]]:
     async def run(base: str) -> float:
         async with httpx.AsyncClient() as client:
             await client.get(f"http://{base}/healthz")  # the connection, before the clock
@@ -169,9 +172,8 @@ async def livekit_runs(base: str, runs: int) -> list[float] | None:
 async def measure(runs: int) -> dict[str, dict[str, float | int | None]]:
     probes = {
         "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "cartesia": cartesia,
-        "cartesia_bytes": cartesia_bytes, "openai_rest": openai_rest,
-        "ours": ours, "deepgram": deepgram, "deepgram_rest": deepgram_rest, "elevenlabs": elevenlabs,
-        "elevenlabs_rest": elevenlabs_rest, "openai_rest": openai_rest,
+        "cartesia_bytes": cartesia_bytes, "elevenlabs": elevenlabs, "elevenlabs_rest": elevenlabs_rest,
+        "openai_rest": openai_rest,
     }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in probes}
     async with tone_server() as base:

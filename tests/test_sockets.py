@@ -143,6 +143,20 @@ async def test_a_request_body_may_arrive_slowly(tone_provider: ToneProvider) -> 
         assert "event: done" in answer.text and answer.text.count("event: segment_end") == 2
 
 
+async def test_a_request_body_that_stops_before_the_answer_is_cut(tone_provider: ToneProvider) -> None:
+    """A JSON body is read whole before the server answers: one that stops arriving holds the
+    socket for nothing, and is given the head's deadline since its last byte."""
+    async with run_server(tone_settings(header_timeout_s=0.3), {"tone": tone_provider}) as server:
+        async with raw(server.port) as (reader, writer):
+            writer.write(
+                b"POST /v1/tts/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b"content-length: 100\r\n\r\n{\"format\": "
+            )
+            rest = await asyncio.wait_for(closed_by_server(reader), 15)
+        assert b"HTTP/1.1 201" not in rest
+        await wait_for(lambda: len(server.state.access.connections) == 0)
+
+
 # -- every socket counts -------------------------------------------------------------------------------
 
 

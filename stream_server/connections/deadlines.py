@@ -13,6 +13,8 @@ class Expired(StrEnum):
     """A request's head (its line and headers, a WebSocket handshake's too) took too long."""
     WRITE = "write_timeout"
     """Bytes waited to be sent while the client took none of them, for too long."""
+    BODY = "body_timeout"
+    """A request's body stopped arriving before the server could answer it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ConnectionDeadlines:
         self._head_since: float | None = now  # a new connection owes its first request's head
         self._flushed = 0
         self._stalled_since: float | None = None
+        self._body_quiet_since: float | None = None
 
     def head(self, awaiting: bool, now: float) -> None:
         """Whether the connection is waiting for (the rest of) a request head now. A head that
@@ -51,11 +54,23 @@ class ConnectionDeadlines:
         elif self._head_since is None:
             self._head_since = now
 
-    def expired(self, now: float, *, awaiting_head: bool, written: int, buffered: int) -> Expired | None:
+    def body(self, awaited: bool, now: float, *, arrived: bool = False) -> None:
+        """Whether the server waits for (more of) a request body before it can answer. Its clock
+        runs from the last byte of it that `arrived`: a body may come slowly, not stop."""
+        if not awaited:
+            self._body_quiet_since = None
+        elif arrived or self._body_quiet_since is None:
+            self._body_quiet_since = now
+
+    def expired(
+        self, now: float, *, awaiting_head: bool, written: int, buffered: int, awaiting_body: bool = False
+    ) -> Expired | None:
         """Which deadline the connection has missed, if any. `written`: bytes handed to the
         transport so far; `buffered`: those of them it still holds, unsent. The write clock runs
-        while something is buffered and restarts whenever some of it leaves."""
+        while something is buffered and restarts whenever some of it leaves. A body awaited
+        before the answer may pause no longer than a head may take."""
         self.head(awaiting_head, now)
+        self.body(awaiting_body, now)
         flushed = written - buffered
         if buffered == 0:
             self._stalled_since = None
@@ -66,6 +81,8 @@ class ConnectionDeadlines:
             return Expired.HEADER
         if self._stalled_since is not None and now - self._stalled_since >= self._limits.write_timeout_s:
             return Expired.WRITE
+        if self._body_quiet_since is not None and now - self._body_quiet_since >= self._limits.header_timeout_s:
+            return Expired.BODY
         return None
 
 

@@ -67,7 +67,9 @@ class GuardedConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._inner.data_received(data)
-        self._deadlines.head(_awaiting_head(self._inner), self._table.now())
+        now = self._table.now()
+        self._deadlines.head(_awaiting_head(self._inner), now)
+        self._deadlines.body(_awaiting_body(self._inner), now, arrived=True)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received()
@@ -91,6 +93,7 @@ class GuardedConnection(asyncio.Protocol):
         expired = self._deadlines.expired(
             now,
             awaiting_head=_awaiting_head(self._inner),
+            awaiting_body=_awaiting_body(self._inner),
             written=self.written,
             buffered=transport.get_write_buffer_size(),
         )
@@ -124,6 +127,17 @@ def _awaiting_head(protocol: asyncio.Protocol) -> bool:
     """Whether the connection is between requests or inside a request's head: h11 says IDLE until
     a whole head has arrived. A WebSocket (after the handshake) never is."""
     return isinstance(protocol, H11Protocol) and protocol.conn.their_state is h11.IDLE
+
+
+def _awaiting_body(protocol: asyncio.Protocol) -> bool:
+    """Whether a request's body is still coming and the server has not begun its answer: a JSON
+    body is read whole before the answer, so a body that stops there holds the socket for
+    nothing. (A text body streamed to /v1/tts/stream is answered while it comes: the stream's
+    own idle deadline governs it.)"""
+    if not isinstance(protocol, H11Protocol):
+        return False
+    conn = protocol.conn
+    return conn.their_state is h11.SEND_BODY and conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
 
 
 class _Transport(asyncio.Transport):

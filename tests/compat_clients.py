@@ -28,9 +28,11 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from stream_server.providers import tone
 from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server, tone_settings
+from .helpers import wait_for
 
 RATE = 24000
 FIRST, SECOND = "Hello there, this is the first sentence.", "And here is a second one."
@@ -128,3 +130,25 @@ def livekit_ms_match(samples: int, expected_ms: float, segments: int) -> bool:
 
 def livekit_complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("livekit") and r.levelno >= logging.WARNING]
+
+
+async def speaks_a_reply_as_it_streams(agent: PipecatAgent) -> None:
+    """An LLM's two-sentence reply, token by token, through the agent's pipeline: the first
+    sentence is heard before the rest of the reply exists, the vendor's end of the reply ends the
+    audio context, and the audio is the tone's exact length."""
+
+    async def script(agent: PipecatAgent) -> None:
+        first, *rest = SECOND.split(" ")
+        await agent.worker.queue_frame(LLMFullResponseStartFrame())
+        # Pipecat sends a sentence once the next token shows it has ended.
+        for token in [*FIRST.split(" "), first]:
+            await agent.worker.queue_frame(LLMTextFrame(token + " "))
+        await wait_for(lambda: bool(agent.recorder.audio()))
+        for token in rest:
+            await agent.worker.queue_frame(LLMTextFrame(token + " "))
+        await agent.worker.queue_frame(LLMFullResponseEndFrame())
+        await wait_for(lambda: agent.recorder.stopped() == 1)
+
+    await agent.run(script)
+    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
+    assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)

@@ -28,9 +28,6 @@ import aiohttp  # noqa: E402  (installed with the extra)
 from livekit.plugins import cartesia as livekit_cartesia  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     InterruptionFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMTextFrame,
 )
 from pipecat.services.cartesia.tts import CartesiaTTSService  # noqa: E402
 
@@ -46,6 +43,7 @@ from .compat_clients import (  # noqa: E402
     ms_of_frames,
     paced_server,  # noqa: F401  (a fixture)
     pipecat_complaints,  # noqa: F401  (a fixture)
+    speaks_a_reply_as_it_streams,
 )
 
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"  # a Cartesia voice id: the server's default voice
@@ -64,23 +62,7 @@ def pipecat_agent(server: RunningServer) -> PipecatAgent:
 
 
 async def test_pipecat_speaks_a_reply_as_it_streams(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
-    async def script(agent: PipecatAgent) -> None:
-        first, *rest = SECOND.split(" ")
-        await agent.worker.queue_frame(LLMFullResponseStartFrame())
-        # Pipecat sends a sentence once the next token shows it has ended.
-        for token in [*FIRST.split(" "), first]:
-            await agent.worker.queue_frame(LLMTextFrame(token + " "))
-        # The first sentence is heard before the rest of the reply exists.
-        await wait_for(lambda: bool(agent.recorder.audio()))
-        for token in rest:
-            await agent.worker.queue_frame(LLMTextFrame(token + " "))
-        await agent.worker.queue_frame(LLMFullResponseEndFrame())
-        await wait_for(lambda: agent.recorder.stopped() == 1)  # `done` ended the audio context
-
-    agent = pipecat_agent(paced_server)
-    await agent.run(script)
-    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
-    assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
+    await speaks_a_reply_as_it_streams(pipecat_agent(paced_server))
     assert pipecat_complaints == []
 
 

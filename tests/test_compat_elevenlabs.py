@@ -31,9 +31,6 @@ from elevenlabs.core.api_error import ApiError  # noqa: E402
 from livekit.plugins import elevenlabs as livekit_elevenlabs  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     InterruptionFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMTextFrame,
 )
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService  # noqa: E402
 
@@ -49,6 +46,7 @@ from .compat_clients import (  # noqa: E402
     ms_of_frames,
     paced_server,  # noqa: F401  (a fixture)
     pipecat_complaints,  # noqa: F401  (a fixture)
+    speaks_a_reply_as_it_streams,
 )
 
 VOICE = "beep"  # the tone provider's voice, taken as is
@@ -68,23 +66,7 @@ def pipecat_agent(server: RunningServer) -> PipecatAgent:
 
 
 async def test_pipecat_speaks_a_reply_as_it_streams(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
-    async def script(agent: PipecatAgent) -> None:
-        first, *rest = SECOND.split(" ")
-        await agent.worker.queue_frame(LLMFullResponseStartFrame())
-        # Pipecat sends a sentence once the next token shows it has ended.
-        for token in [*FIRST.split(" "), first]:
-            await agent.worker.queue_frame(LLMTextFrame(token + " "))
-        # The first sentence is heard before the rest of the reply exists.
-        await wait_for(lambda: bool(agent.recorder.audio()))
-        for token in rest:
-            await agent.worker.queue_frame(LLMTextFrame(token + " "))
-        await agent.worker.queue_frame(LLMFullResponseEndFrame())
-        await wait_for(lambda: agent.recorder.stopped() == 1)  # isFinal ended the audio context
-
-    agent = pipecat_agent(paced_server)
-    await agent.run(script)
-    expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
-    assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
+    await speaks_a_reply_as_it_streams(pipecat_agent(paced_server))
     assert pipecat_complaints == []
 
 

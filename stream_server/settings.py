@@ -27,6 +27,15 @@ ENV_PREFIX = "STREAM_SERVER_"
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
+# The settings that map names onto this server's voices, and an example of their pairs.
+_PAIR_EXAMPLES = {
+    "cartesia_voice_map": ("id=provider:voice", "a0e99841-438c-4a64-b679-ae501e7d6091=piper:en_US-joe-medium"),
+    "deepgram_voice_map": ("model=provider:voice", "aura-2-thalia-en=piper:en_US-joe-medium"),
+    "elevenlabs_voice_map": ("id=provider:voice", "21m00Tcm4TlvDq8ikWAM=piper:en_US-joe-medium"),
+    "speech_voice_map": ("Name=voice", "alloy=en_US-joe-medium"),
+}
+
+
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Every setting but the providers' own, which `Settings` (below) nests under their names."""
 
@@ -337,21 +346,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         for name in self.fallback:
             if name not in self.providers:
                 raise ValueError(f"fallback provider {name!r} is not loaded - at `$.fallback`")
-        if any("=" not in pair for pair in self.cartesia_voice_map):
-            raise ValueError(
-                "give id=provider:voice pairs (e.g. a0e99841-438c-4a64-b679-ae501e7d6091=piper:en_US-joe-medium) - at `$.cartesia_voice_map`"
-            )
-        if any("=" not in pair for pair in self.deepgram_voice_map):
-            raise ValueError(
-                "give model=provider:voice pairs (e.g. aura-2-thalia-en=piper:en_US-joe-medium) - at `$.deepgram_voice_map`"
-            )
-        if any("=" not in pair for pair in self.elevenlabs_voice_map):
-            raise ValueError(
-                "give id=provider:voice pairs (e.g. 21m00Tcm4TlvDq8ikWAM=piper:en_US-joe-medium) "
-                "- at `$.elevenlabs_voice_map`"
-            )
-        if any("=" not in pair for pair in self.speech_voice_map):
-            raise ValueError("give Name=voice pairs (e.g. alloy=en_US-joe-medium) - at `$.speech_voice_map`")
+        for field, (form, example) in _PAIR_EXAMPLES.items():
+            if any("=" not in pair for pair in getattr(self, field)):
+                raise ValueError(f"give {form} pairs (e.g. {example}) - at `$.{field}`")
         if not (self.api_keys or self.api_keys_file or self.insecure_no_auth or is_loopback(self.host)):
             raise ValueError(
                 f"no API keys are configured, and {self.host!r} is not a loopback address: anyone who reaches "

@@ -21,6 +21,7 @@ from msgspec import Meta, Struct
 from ....protocol import Config
 from ....providers import Provider
 from ....settings import Settings
+from ..voice_map import voice_map
 
 SONIC_PREFIX = "sonic"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -140,7 +141,7 @@ def resolve_voice(
         raise Refused(400, "unsupported_voice_mode", f"voice mode {voice.mode[:20]!r} is not offered; use {{mode: id, id}}")
     if not voice.id:
         return model_provider, None
-    mapped = voice_map(settings).get(voice.id)
+    mapped = voice_map(settings.cartesia_voice_map).get(voice.id)
     if mapped is not None:
         return mapped
     if _UUID.match(voice.id):
@@ -155,17 +156,6 @@ def resolve_voice(
         f"no voice {voice.id[:60]!r}: use a Cartesia voice id (mapped with --cartesia-voice-map), "
         f"or one of this server's providers ({', '.join(sorted(providers))}) as provider[:voice]",
     )  # fmt: skip
-
-
-def voice_map(settings: Settings) -> dict[str, tuple[str | None, str | None]]:
-    """`--cartesia-voice-map` entries: voice id -> (provider, voice); `id=voice` is a voice of the
-    default provider."""
-    mapping: dict[str, tuple[str | None, str | None]] = {}
-    for pair in settings.cartesia_voice_map:
-        voice_id, _, target = pair.partition("=")
-        provider, _, voice = target.rpartition(":")
-        mapping[voice_id] = (provider or None, voice or None)
-    return mapping
 
 
 def _format(output: OutputFormat, containers: tuple[str, ...]) -> str:

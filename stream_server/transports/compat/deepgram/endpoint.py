@@ -15,8 +15,8 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ....logs import log_event
-from ....request_id import new_request_id, request_id_of
 from ....protocol import ErrorCode, ProtocolError
+from ....request_id import new_request_id, request_id_of
 from ....security.guard import client_of
 from ....server_state import ServerState
 from ....session import ClientGone, Output, Relay, Stream, resolve_options

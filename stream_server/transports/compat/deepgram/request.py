@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ....protocol import Config
 from ....providers import Provider
 from ....settings import Settings
+from ..voice_map import voice_map
 
 DEFAULT_MODEL = "aura-asteria-en"
 """Deepgram's own default, when a request names no model."""
@@ -91,7 +92,7 @@ def speak_request(
 
 def resolve_model(model: str, settings: Settings, providers: Mapping[str, Provider]) -> tuple[str | None, str | None]:
     """(provider, voice) for a Deepgram model name; None: the server's default. Raises `Refused`."""
-    mapped = voice_map(settings).get(model)
+    mapped = voice_map(settings.deepgram_voice_map).get(model)
     if mapped is not None:
         return mapped
     if model.startswith(AURA_PREFIX):
@@ -105,17 +106,6 @@ def resolve_model(model: str, settings: Settings, providers: Mapping[str, Provid
         f"no model {model[:60]!r}: use an aura-* model (mapped with --deepgram-voice-map), "
         f"or one of this server's providers ({', '.join(sorted(providers))}) as provider[:voice]",
     )
-
-
-def voice_map(settings: Settings) -> dict[str, tuple[str | None, str | None]]:
-    """`--deepgram-voice-map` entries: model -> (provider, voice); `model=voice` is a voice of the
-    default provider."""
-    mapping: dict[str, tuple[str | None, str | None]] = {}
-    for pair in settings.deepgram_voice_map:
-        model, _, target = pair.partition("=")
-        provider, _, voice = target.rpartition(":")
-        mapping[model] = (provider or None, voice or None)
-    return mapping
 
 
 def _number(query: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float | None:

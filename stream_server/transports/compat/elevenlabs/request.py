@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ....protocol import Config
 from ....providers import Provider
 from ....settings import Settings
+from ..voice_map import voice_map
 
 DEFAULT_MODEL = "eleven_flash_v2_5"
 MODEL_PREFIX = "eleven_"
@@ -97,7 +98,7 @@ def resolve_voice(
 ) -> tuple[str | None, str | None]:
     """(provider, voice) for an ElevenLabs voice and model; None: the server's default."""
     model_provider = _model_provider(model_id, providers)
-    mapped = voice_map(settings).get(voice_id)
+    mapped = voice_map(settings.elevenlabs_voice_map).get(voice_id)
     if mapped is not None:
         provider, voice = mapped
     else:
@@ -126,17 +127,6 @@ def _model_provider(model_id: str, providers: Mapping[str, Provider]) -> str | N
         f"no model {model_id[:60]!r}: use an eleven_* model, or one of this server's providers "
         f"({', '.join(sorted(providers))})",
     )  # fmt: skip
-
-
-def voice_map(settings: Settings) -> dict[str, tuple[str | None, str | None]]:
-    """`--elevenlabs-voice-map` entries: voice id -> (provider, voice); `id=voice` is a voice of
-    the default provider."""
-    mapping: dict[str, tuple[str | None, str | None]] = {}
-    for pair in settings.elevenlabs_voice_map:
-        voice_id, _, target = pair.partition("=")
-        provider, _, voice = target.rpartition(":")
-        mapping[voice_id] = (provider or None, voice or None)
-    return mapping
 
 
 def output_format(name: str) -> tuple[str, int]:

@@ -26,7 +26,6 @@ from ..protocol import (
     Cancel,
     ClientMessage,
     Config,
-    Done,
     End,
     Error,
     ErrorCode,
@@ -41,6 +40,7 @@ from ..security.guard import client_of
 from ..server_state import ServerState
 from ..session import ClientGone, Outcome, Output, Send, Stopped, Stream, config_from_query, resolve_options
 from ..session.core import ControlOverflow
+from .closing import close_in_time
 from .contexts import ContextKey, ContextTable
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,6 @@ CLOSE_CODES = {
     ErrorCode.IDLE_TIMEOUT: CLOSE_NORMAL,
     ErrorCode.MESSAGE_TOO_LARGE: CLOSE_TOO_BIG,
 }
-# A client that takes nothing more does not get a close frame after this long either.
-CLOSE_TIMEOUT_S = 5.0
 # Not stream options: the browser token was checked by the guard.
 _NOT_CONFIG = frozenset({"token"})
 
@@ -97,9 +95,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         log_event(logger, "stream.overflow", level=logging.WARNING, stream=stream.id, error=str(overflow.exceptions[0]))
         # The close frame goes out whether or not the client reads: it is not queued behind the
         # replies it ignored. A socket that takes nothing more is given up on.
-        with contextlib.suppress(RuntimeError, OSError, TimeoutError):
-            with anyio.fail_after(CLOSE_TIMEOUT_S):
-                await websocket.close(CLOSE_POLICY, "too many unread replies")
+        await close_in_time(websocket, CLOSE_POLICY, "too many unread replies")
     finally:
         state.close_stream(stream)
         log_event(logger, "stream.closed", stream=stream.id)

@@ -8,7 +8,6 @@ refused at the handshake, with Deepgram's HTTP error body and `dg-error` header.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import anyio
@@ -21,6 +20,7 @@ from ....security.guard import client_of
 from ....server_state import ServerState
 from ....session import ClientGone, Output, Relay, Stream, resolve_options
 from ....session.core import ControlOverflow
+from ...closing import close_in_time
 from ..websocket import Binary, Disconnected, TooLarge, close_reason, next_frame, refuse_handshake
 from .protocol import (
     CLOSE_POLICY,
@@ -36,8 +36,6 @@ from .request import INVALID_QUERY, Refused, speak_request
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "deepgram"
-# A client that takes nothing more does not get a close frame after this long either.
-CLOSE_TIMEOUT_S = 5.0
 
 
 async def speak_socket(websocket: WebSocket) -> None:
@@ -72,9 +70,7 @@ async def speak_socket(websocket: WebSocket) -> None:
             connection.cancel_scope.cancel()
     except* ControlOverflow as overflow:
         log_event(logger, "stream.overflow", level=logging.WARNING, stream=stream.id, error=str(overflow.exceptions[0]))
-        with contextlib.suppress(RuntimeError, OSError, TimeoutError):
-            with anyio.fail_after(CLOSE_TIMEOUT_S):
-                await websocket.close(CLOSE_POLICY, "DATA-0001: too many unread replies")
+        await close_in_time(websocket, CLOSE_POLICY, "DATA-0001: too many unread replies")
     finally:
         state.close_stream(stream)
         log_event(logger, "stream.closed", stream=stream.id)

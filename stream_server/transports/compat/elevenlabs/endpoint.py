@@ -26,6 +26,7 @@ from ....server_state import ServerState
 from ....session import ClientGone, Output, Relay, Stream, resolve_options
 from ....session.core import ControlOverflow
 from ....session.options import StreamOptions
+from ...closing import CLOSE_TIMEOUT_S, close_in_time
 from ..websocket import Binary, Disconnected, TooLarge, close_reason, next_frame, refuse_handshake
 from .protocol import (
     CLOSE_POLICY,
@@ -46,8 +47,6 @@ from .request import Refused, speech_request
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "elevenlabs"
-# A client that takes nothing more does not get a close frame after this long either.
-CLOSE_TIMEOUT_S = 5.0
 
 
 async def stream_input(websocket: WebSocket) -> None:
@@ -247,12 +246,10 @@ class _Connection:
         """Close the socket (once) and end the connection: the reader and every context."""
         if not self._closed:
             self._closed = True
-            try:
-                with anyio.fail_after(CLOSE_TIMEOUT_S):
-                    async with self._send_lock:
-                        await self._websocket.close(code, close_reason(reason))
-            except (WebSocketDisconnect, OSError, RuntimeError, TimeoutError):
-                pass  # gone already
+            # The lock too is waited for no longer than the close itself may take.
+            with contextlib.suppress(TimeoutError), anyio.fail_after(CLOSE_TIMEOUT_S):
+                async with self._send_lock:
+                    await close_in_time(self._websocket, code, close_reason(reason))
         if self.tasks is not None:
             self.tasks.cancel_scope.cancel()
 

@@ -21,11 +21,38 @@ OUTPUT_FORMAT_NAMES: tuple[str, ...] = get_args(OutputFormatName)
 
 
 @dataclass(frozen=True, slots=True)
+class WordTiming:
+    """One word of a segment's text, as written, and when it is heard.
+
+    `text` is the word as the segment's text writes it (`"42"`, `"Dr."`), even where it is spoken
+    as several words; `char_start`/`char_end` are its offsets in the text the provider was given.
+    Times are milliseconds from the first sample of the segment's audio as the provider yields it
+    (the sum of the samples of the chunks before, at their own rate), before any seam trimming,
+    pause or resampling: the session moves them onto the stream's timeline. `char_ms` holds the
+    start of each character of `text` (same length as `text`), non-decreasing, within
+    [start_ms, end_ms].
+    """
+
+    text: str
+    char_start: int
+    char_end: int
+    start_ms: float
+    end_ms: float
+    char_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PcmChunk:
-    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
+    """Mono float32 samples in [-1, 1] at `sample_rate` Hz.
+
+    `words`: timings a provider that knows them attaches (see `WordTiming`). Each word of a segment
+    rides on exactly one chunk, no later than the chunk holding its first sample, so that a timing
+    reaches the session before the audio it describes; providers without timings leave it empty.
+    """
 
     samples: np.ndarray
     sample_rate: int
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def duration_ms(self) -> float:

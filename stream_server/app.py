@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
+from .cluster import RedisLink
 from .protocol import Config
 from .providers import Provider, build_providers
 from .request_id import RequestId
@@ -70,7 +71,8 @@ def create_app(
         owned = owns_providers or providers is None
         loaded = dict(providers) if providers is not None else await asyncio.to_thread(build_providers, settings)
         check_stream_defaults(settings, loaded)
-        state = ServerState(settings=settings, providers=loaded, access=access)
+        redis = RedisLink(settings.redis_url) if settings.redis_url else None
+        state = ServerState(settings=settings, providers=loaded, access=access, redis=redis)
         app.state.server = state
         try:
             # The SSE sessions' streams outlive the requests that made them, the Wyoming listener
@@ -82,6 +84,8 @@ def create_app(
                 anyio.create_task_group() as watching,
             ):
                 watching.start_soon(access.connections.watch, name="connection-deadlines")
+                if redis is not None:
+                    watching.start_soon(redis.watch, name="redis-health")
                 app.state.sse_sessions = sessions
                 app.state.wyoming = wyoming
                 yield
@@ -91,6 +95,7 @@ def create_app(
                 await state.aclose()
             else:
                 await state.shutdown_executor()
+                await state.close_redis()
 
     return Starlette(
         routes=[

@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .admission import Admission
+from .cluster import RedisLink
 from .metrics import Metrics
 from .providers import Provider
 from .security import Client
@@ -22,8 +23,16 @@ AHEAD_ENCODERS = 2
 
 
 class ServerState:
-    def __init__(self, settings: Settings, providers: dict[str, Provider], access: Access | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        providers: dict[str, Provider],
+        access: Access | None = None,
+        redis: RedisLink | None = None,
+    ) -> None:
         self.settings = settings
+        self.redis = redis
+        """The cluster's shared state (`--redis-url`); None: this process keeps its own."""
         self.providers = providers
         self.access = access or Access.from_settings(settings)
         self.metrics = Metrics()
@@ -70,6 +79,11 @@ class ServerState:
         for provider in self.providers.values():
             await provider.aclose()
         await self.shutdown_executor()
+        await self.close_redis()
+
+    async def close_redis(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def shutdown_executor(self) -> None:
         await asyncio.to_thread(self.encode_executor.shutdown, wait=True, cancel_futures=True)

@@ -293,6 +293,18 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         Meta(description="Folder of the browser demo served at / (default: the source tree's clients/web; empty: off)."),
     ] = None
 
+    # -- many processes and machines (docs/scaling.md) ---------------------------------------------
+    redis_url: Annotated[
+        str | None,
+        Meta(
+            description=(
+                "Redis shared by every server of a cluster (redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for "
+                "TLS): per-key limits, browser tokens, SSE sessions and cloud request slots hold across them. "
+                "Off: each process keeps its own."
+            )
+        ),
+    ] = None
+
     # -- Wyoming, for Home Assistant (docs/compat.md) ----------------------------------------------
     wyoming_uri: Annotated[
         str | None, Meta(description="Wyoming listener for Home Assistant: tcp://HOST:PORT or unix://PATH (off unless set).")

@@ -21,7 +21,8 @@ def masked_repr(type_name: str, values: Iterable[tuple[str, object]]) -> str:
     """`Name(field=value, ...)`, with keys only as set or not: settings may be printed or logged."""
 
     def shown(field: str, value: object) -> str:
-        secret = field == "api_keys" or field.endswith("api_key")
+        # A Redis URL may carry a password.
+        secret = field in ("api_keys", "redis_url") or field.endswith("api_key")
         return "'***'" if secret and value else repr(value)
 
     return f"{type_name}({', '.join(f'{field}={shown(field, value)}' for field, value in values)})"

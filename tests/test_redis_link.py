@@ -1,0 +1,73 @@
+"""The process's link to Redis, against a real redis-server: commands, an outage and the recovery
+(watched, logged once each way), and a password that never shows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anyio
+import pytest
+
+from stream_server.cluster import RedisLink, RedisUnavailable, hashed, key, redacted
+from stream_server.settings_loader import settings_from_raw
+from tests.redis_server import redis_server
+
+PASSWORD = "s3cret-redis-pass"
+
+
+def test_redacted_hides_user_and_password() -> None:
+    assert redacted(f"redis://:{PASSWORD}@10.0.0.5:6380/2") == "redis://***@10.0.0.5:6380/2"
+    assert redacted(f"rediss://app:{PASSWORD}@cache.internal/0") == "rediss://***@cache.internal/0"
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_hashed_names_are_stable_and_hide_the_value() -> None:
+    assert hashed("alice") == hashed("alice") != hashed("bob")
+    assert "alice" not in hashed("alice")
+    assert key("limits", hashed("alice")).startswith("ss:limits:")
+
+
+def test_the_settings_never_print_the_redis_url() -> None:
+    settings = settings_from_raw({"redis_url": f"redis://:{PASSWORD}@127.0.0.1:6379/0"})
+    assert PASSWORD not in repr(settings)
+
+
+async def _wait_until(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_an_outage_is_an_error_of_ours_and_the_link_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="stream_server.cluster.link")
+    with redis_server(password=PASSWORD) as server:
+        link = RedisLink(server.url)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(link.watch)
+                await link.call(lambda r: r.set(key("probe"), b"1", ex=60))
+                assert await link.call(lambda r: r.get(key("probe"))) == b"1"
+                assert link.available
+
+                server.stop()
+                with pytest.raises(RedisUnavailable) as raised:
+                    await link.call(lambda r: r.get(key("probe")))
+                assert PASSWORD not in str(raised.value)
+                assert not link.available
+                # Calls while it is down fail the same way, and the loss is logged once.
+                for _ in range(3):
+                    with pytest.raises(RedisUnavailable):
+                        await link.call(lambda r: r.get(key("probe")))
+
+                server.start()
+                # No traffic: the watcher's pings notice the recovery.
+                await _wait_until(lambda: link.available)
+                assert await link.call(lambda r: r.ping())
+                group.cancel_scope.cancel()
+        finally:
+            await link.aclose()
+    events = [r.getMessage() for r in caplog.records]
+    assert events.count("redis.unreachable") == 1
+    assert events.count("redis.restored") == 1
+    assert all(PASSWORD not in str(r.__dict__) for r in caplog.records)

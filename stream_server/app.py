@@ -76,7 +76,9 @@ def create_app(
         redis = RedisLink(settings.redis_url) if settings.redis_url else None
         shared = contextlib.ExitStack()
         # Limits, tokens and cloud request slots through Redis: installed before the state that uses them.
-        keeper = shared.enter_context(sharing(redis, access, loaded, settings.redis_lease_ttl_s)) if redis is not None else None
+        keeper = None
+        if redis is not None:
+            keeper = shared.enter_context(sharing(redis, access, loaded, settings.redis_lease_ttl_s))
         state = ServerState(settings=settings, providers=loaded, access=access, redis=redis)
         app.state.server = state
         try:

@@ -128,7 +128,8 @@ async def test_a_providers_concurrency_of_one_is_shared_by_two_servers(redis: Re
         for _ in range(2):
             provider = openai_from(settings)
             stack.push_async_callback(provider.aclose)
-            servers.append(await stack.enter_async_context(run_server(settings, {"openai": provider, "tone": ToneProvider()})))
+            providers = {"openai": provider, "tone": ToneProvider()}
+            servers.append(await stack.enter_async_context(run_server(settings, providers)))
         a, b = servers
         async with connect(f"{a.ws_url}?format=pcm&sample_rate={RATE}") as alice:
             await receive(alice)
@@ -202,7 +203,7 @@ async def test_a_killed_servers_streams_stop_counting_within_the_lease(redis: Re
             return message["type"] == "ready"
 
         await until(survivor_opens, "the dead server's lease expires")
-        assert anyio.current_time() - started <= 1.5 + 0.5
+        assert anyio.current_time() - started <= 1.5 + 1.5  # the TTL, and a margin for a busy machine
         with pytest.raises(Exception):
             await held.recv()
         assert redis.password is not None and not any(redis.password in line for line in survivor.lines)

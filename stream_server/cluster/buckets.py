@@ -39,7 +39,8 @@ local function take_from(bucket, per, amount, now)
   end
   local wait
   level, wait = take(level, at, per, amount, now)
-  redis.call('HSET', bucket, 'level', tostring(level), 'at', tostring(now), 'per', per)
+  -- %.17g: the level and time as exactly as Python's floats (tostring keeps 14 digits).
+  redis.call('HSET', bucket, 'level', string.format('%.17g', level), 'at', string.format('%.17g', now), 'per', per)
   redis.call('PEXPIRE', bucket, math.ceil((per - level) * 60000 / per) + 1000)
   return wait
 end

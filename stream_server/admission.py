@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from .metrics import Metrics
 from .protocol import ErrorCode, ProtocolError
-from .security import Client, ClientLimits
+from .security import Client
+from .security.limits import KeyLimits, StreamLease
 from .session import Stream
 
 
@@ -23,14 +24,17 @@ class Admitted:
     transport: str
     client: Client
     opened_at: float
+    lease: StreamLease
 
 
 class Admission:
-    def __init__(self, max_streams: int, limits: ClientLimits, metrics: Metrics) -> None:
+    def __init__(self, max_streams: int, limits: KeyLimits, metrics: Metrics) -> None:
         self._max_streams = max_streams
         self._limits = limits
         self._metrics = metrics
         self._open: dict[Stream, Admitted] = {}
+        self._admitting = 0
+        """Streams passed the server's cap, waiting for their client's limits (in Redis)."""
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self.draining = False
@@ -42,20 +46,25 @@ class Admission:
     def __iter__(self) -> Iterator[Stream]:
         return iter(list(self._open))
 
-    def check(self, client: Client) -> None:
+    async def admit(self, client: Client) -> StreamLease:
         """Raises `ProtocolError` unless one more stream may open for `client`: `shutting_down`
         while draining, `server_busy` at `--max-streams` (every stream holds buffers and tasks, so
         their number is what bounds the server's memory), or the client's own limits
-        (`too_many_streams`, `rate_limited`). Passing counts the stream against the client's limits."""
+        (`too_many_streams`, `rate_limited`). Passing counts the stream against the client's limits
+        until the lease is released (`add` hands it to `release`)."""
         if self.draining:
             raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the server is shutting down; connect to another one")
-        if len(self._open) >= self._max_streams:
+        if len(self._open) + self._admitting >= self._max_streams:
             raise ProtocolError(ErrorCode.SERVER_BUSY, f"{len(self._open)} streams are open; try again later")
-        self._limits.open_stream(client)
+        self._admitting += 1
+        try:
+            return await self._limits.open_stream(client)
+        finally:
+            self._admitting -= 1
 
-    def add(self, stream: Stream, transport: str, client: Client) -> None:
-        """Record a stream admitted by `check`."""
-        self._open[stream] = Admitted(transport, client, time.monotonic())
+    def add(self, stream: Stream, transport: str, client: Client, lease: StreamLease) -> None:
+        """Record a stream admitted by `admit`, with its lease."""
+        self._open[stream] = Admitted(transport, client, time.monotonic(), lease)
         self._all_closed.clear()
         self._metrics.active_streams.labels(transport).inc()
 
@@ -64,7 +73,7 @@ class Admission:
         record = self._open.pop(stream, None)
         if record is None:
             return
-        self._limits.close_stream(record.client)
+        record.lease.release()
         self._metrics.active_streams.labels(record.transport).dec()
         if not self._open:
             self._all_closed.set()

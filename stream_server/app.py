@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from .cluster import RedisLink
+from .cluster.share import sharing
 from .protocol import Config
 from .providers import Provider, build_providers
 from .request_id import RequestId
@@ -72,6 +74,11 @@ def create_app(
         loaded = dict(providers) if providers is not None else await asyncio.to_thread(build_providers, settings)
         check_stream_defaults(settings, loaded)
         redis = RedisLink(settings.redis_url) if settings.redis_url else None
+        shared = contextlib.ExitStack()
+        # Limits, tokens and cloud request slots through Redis: installed before the state that uses them.
+        keeper = None
+        if redis is not None:
+            keeper = shared.enter_context(sharing(redis, access, loaded, settings.redis_lease_ttl_s))
         state = ServerState(settings=settings, providers=loaded, access=access, redis=redis)
         app.state.server = state
         try:
@@ -84,13 +91,15 @@ def create_app(
                 anyio.create_task_group() as watching,
             ):
                 watching.start_soon(access.connections.watch, name="connection-deadlines")
-                if redis is not None:
+                if redis is not None and keeper is not None:
                     watching.start_soon(redis.watch, name="redis-health")
+                    watching.start_soon(keeper.run, name="redis-leases")
                 app.state.sse_sessions = sessions
                 app.state.wyoming = wyoming
                 yield
                 watching.cancel_scope.cancel()
         finally:
+            shared.close()
             if owned:
                 await state.aclose()
             else:

@@ -52,19 +52,23 @@ class ServerState:
     def draining(self) -> bool:
         return self.admission.draining
 
-    def open_stream(self, options: StreamOptions, transport: str, *, client: Client = ANONYMOUS) -> Stream:
+    async def open_stream(self, options: StreamOptions, transport: str, *, client: Client = ANONYMOUS) -> Stream:
         """A new stream of `transport` (websocket, sse_session, speech...), counted until
-        `close_stream`. Raises `ProtocolError` when it may not open (see `Admission.check`)."""
-        self.admission.check(client)
+        `close_stream`. Raises `ProtocolError` when it may not open (see `Admission.admit`)."""
+        lease = await self.admission.admit(client)
         limits = self.access.limits
 
-        def charge(chars: int) -> None:
-            limits.take_chars(client, chars)
+        async def charge(chars: int) -> None:
+            await limits.take_chars(client, chars)
 
         # Without keys every caller is anonymous and one key: its streams share the local voice
         # fairly among themselves (see providers/fair_queue.py).
-        stream = self.factory.stream(options, uuid.uuid4().hex[:12], charge=charge, key=client.label)
-        self.admission.add(stream, transport, client)
+        try:
+            stream = self.factory.stream(options, uuid.uuid4().hex[:12], charge=charge, key=client.label)
+        except BaseException:
+            lease.release()
+            raise
+        self.admission.add(stream, transport, client, lease)
         return stream
 
     def close_stream(self, stream: Stream) -> None:

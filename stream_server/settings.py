@@ -304,6 +304,17 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
             )
         ),
     ] = None
+    redis_lease_ttl_s: Annotated[
+        float,
+        Meta(
+            ge=1,
+            le=300,
+            description=(
+                "With --redis-url: lifetime of a stream's or a cloud request's lease in Redis, refreshed a third "
+                "of it apart; a server that dies stops counting against the limits within it."
+            ),
+        ),
+    ] = 10.0
 
     # -- Wyoming, for Home Assistant (docs/compat.md) ----------------------------------------------
     wyoming_uri: Annotated[

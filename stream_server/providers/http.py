@@ -23,6 +23,7 @@ import httpx
 from ..logs import log_event
 from ..media import PcmChunk
 from .base import ProviderError, VoiceInfo, VoiceOptions
+from .slots import LocalSlots, SlotPool
 from .spec import SharedHttpSettings
 
 logger = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class HttpProvider:
             headers=self._headers(),
             transport=transport,
         )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._slots: SlotPool = LocalSlots(settings.max_concurrency)
         self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
         self._rate_limit = RateLimit()
         self._requests = 0
@@ -360,9 +361,9 @@ class HttpProvider:
     @asynccontextmanager
     async def _slot(self, deadline: float) -> AsyncIterator[None]:
         """One of the --<name>-concurrency request slots, waited for no longer than the budget."""
+        slot = self._slots.slot(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
-                await self._slots.acquire()
+            await slot.__aenter__()
         except TimeoutError:
             raise ProviderError(
                 f"{self.name} had no free request slot within {self.settings.first_byte_timeout_s:g} s "
@@ -373,7 +374,17 @@ class HttpProvider:
             yield
         finally:
             self._in_flight -= 1
-            self._slots.release()
+            await slot.__aexit__(None, None, None)
+
+    def share_slots(self, slots: SlotPool) -> None:
+        """Count `--<name>-concurrency` in `slots` from now on (the app, with `--redis-url`: every
+        server's requests). Before the provider serves: requests in flight keep their slots."""
+        self._slots = slots
+
+    @property
+    def slot_scope(self) -> str:
+        """What shares one concurrency cap: the upstream (its URL) and this provider's name."""
+        return f"{self.name} {self.settings.base_url}"
 
     def _backoff(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:

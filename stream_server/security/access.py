@@ -1,4 +1,7 @@
-"""The server's access state, made once from the settings: its keys, token issuer and limits."""
+"""The server's access state, made once from the settings: its keys, token issuer and limits.
+
+Tokens and limits are kept in this process; with `--redis-url` the app swaps in the cluster's
+(`cluster/share.py`), which fall back on these while Redis is away."""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ from dataclasses import dataclass
 from ..connections import ConnectionLimits, ConnectionTable
 from ..settings import Settings, is_loopback
 from .keys import KeyStore, KeyStoreError
-from .limits import ClientLimits, KeyDefaults
-from .tokens import TokenIssuer
+from .limits import ClientLimits, KeyDefaults, KeyLimits, LocalKeyLimits
+from .tokens import LocalTokens, TokenIssuer, TokenStore
 
 
 @dataclass
 class Access:
     keys: KeyStore
-    tokens: TokenIssuer
-    limits: ClientLimits
+    tokens: TokenStore
+    limits: KeyLimits
     connections: ConnectionTable
     """Every accepted socket (HTTP keep-alive, WebSocket, one still sending its request head)."""
 
@@ -32,12 +35,14 @@ class Access:
             )
         return cls(
             keys=keys,
-            tokens=TokenIssuer(settings.token_ttl_s),
-            limits=ClientLimits(
-                KeyDefaults(
-                    max_streams=settings.key_max_streams,
-                    streams_per_minute=settings.key_streams_per_minute,
-                    chars_per_minute=settings.key_chars_per_minute,
+            tokens=LocalTokens(TokenIssuer(settings.token_ttl_s)),
+            limits=LocalKeyLimits(
+                ClientLimits(
+                    KeyDefaults(
+                        max_streams=settings.key_max_streams,
+                        streams_per_minute=settings.key_streams_per_minute,
+                        chars_per_minute=settings.key_chars_per_minute,
+                    )
                 )
             ),
             connections=ConnectionTable(

@@ -91,7 +91,7 @@ class Guard:
                 return
             if self._access.connections.over_capacity:
                 raise ProtocolError(ErrorCode.SERVER_BUSY, "the server has all the connections it takes; retry later")
-            scope[_CLIENT] = self._identify(scope, headers, path)
+            scope[_CLIENT] = await self._identify(scope, headers, path)
         except ProtocolError as exc:
             await _refuse(scope, receive, send, exc)
             return
@@ -102,7 +102,7 @@ class Guard:
         same_site = host is not None and urlsplit(origin).netloc == host.lower()
         return same_site or self._any_origin or origin in self._origins
 
-    def _identify(self, scope: Scope, headers: Headers, path: str) -> Client:
+    async def _identify(self, scope: Scope, headers: Headers, path: str) -> Client:
         keys = self._access.keys
         if not keys.enabled:
             return ANONYMOUS
@@ -125,7 +125,7 @@ class Guard:
             token = next((value for name, _, value in (p.partition("=") for p in raw.split("&")) if name == "token"), None)
             token = unquote(token) if token else None
             if token:
-                client = keys.get(self._access.tokens.redeem(token))
+                client = keys.get(await self._access.tokens.redeem(token))
                 if client is None:  # its key was removed since
                     raise ProtocolError(ErrorCode.UNAUTHORIZED, "the token's key is no longer valid")
                 return client

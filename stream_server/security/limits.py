@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..protocol import ErrorCode, ProtocolError
 from .keys import Client
@@ -64,10 +65,8 @@ class ClientLimits:
         usage = self._usage.setdefault(client.key, _Usage())
         most = self._limit(client, "max_streams")
         if most and usage.streams >= most:
-            raise ProtocolError(
-                ErrorCode.TOO_MANY_STREAMS, f"this key has {usage.streams} streams open (limit {most})"
-            )
-        self._take(client, usage, "streams_per_minute", 1, "new streams")
+            raise too_many_streams(usage.streams, most)
+        self._take(client, usage, "streams_per_minute", 1)
         usage.streams += 1
 
     def close_stream(self, client: Client) -> None:
@@ -78,16 +77,20 @@ class ClientLimits:
         """Charge `chars` of text to `client`; raises `ProtocolError(rate_limited)` and charges nothing."""
         if client.key is None or chars == 0:
             return
-        self._take(client, self._usage.setdefault(client.key, _Usage()), "chars_per_minute", chars, "characters")
+        self._take(client, self._usage.setdefault(client.key, _Usage()), "chars_per_minute", chars)
 
     def streams_of(self, client: Client) -> int:
         usage = self._usage.get(client.key or "")
         return usage.streams if usage else 0
 
+    def limit(self, client: Client, name: str) -> int:
+        """`client`'s own value of the limit `name` (from the keys file), else the server's."""
+        return self._limit(client, name)
+
     def _limit(self, client: Client, name: str) -> int:
         return client.limits.get(name, getattr(self._defaults, name))
 
-    def _take(self, client: Client, usage: _Usage, name: str, amount: int, what: str) -> None:
+    def _take(self, client: Client, usage: _Usage, name: str, amount: int) -> None:
         per_minute = self._limit(client, name)
         if not per_minute:
             return
@@ -97,8 +100,76 @@ class ClientLimits:
             bucket = usage.buckets[name] = TokenBucket.full(per_minute, now)
         wait_s = bucket.take(amount, now)
         if wait_s:
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"this key is limited to {per_minute} {what} per minute; retry in {wait_s:.1f} s",
-                retry_after_s=wait_s,
-            )
+            raise rate_limited(per_minute, RATES[name], wait_s)
+
+
+RATES = {"streams_per_minute": "new streams", "chars_per_minute": "characters"}
+"""The per-minute limits, and what each counts (for the refusal's message)."""
+
+
+def too_many_streams(open_now: int, most: int) -> ProtocolError:
+    return ProtocolError(ErrorCode.TOO_MANY_STREAMS, f"this key has {open_now} streams open (limit {most})")
+
+
+def rate_limited(per_minute: int, what: str, wait_s: float) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.RATE_LIMITED,
+        f"this key is limited to {per_minute} {what} per minute; retry in {wait_s:.1f} s",
+        retry_after_s=wait_s,
+    )
+
+
+class StreamLease(Protocol):
+    """What `KeyLimits.open_stream` hands out: the stream counts against its key until released."""
+
+    def release(self) -> None:
+        """The stream is over (idempotent; no I/O: a shared lease is let go in the background)."""
+
+
+class KeyLimits(Protocol):
+    """The per-key limits as the server applies them: in this process (`LocalKeyLimits`), or across
+    every process sharing a Redis (`cluster.limits.SharedKeyLimits`), chosen at start-up."""
+
+    async def open_stream(self, client: Client) -> StreamLease:
+        """Count a new stream of `client`; raises `ProtocolError` (too_many_streams, rate_limited)."""
+        ...
+
+    async def take_chars(self, client: Client, chars: int) -> None:
+        """Charge `chars` of text to `client`; raises `ProtocolError(rate_limited)` and charges nothing."""
+        ...
+
+
+class _LocalLease:
+    __slots__ = ("_client", "_limits")
+
+    def __init__(self, limits: ClientLimits | None, client: Client) -> None:
+        self._limits = limits
+        self._client = client
+
+    def release(self) -> None:
+        if self._limits is not None:
+            self._limits.close_stream(self._client)
+            self._limits = None
+
+
+NO_LEASE: StreamLease = _LocalLease(None, Client(None))
+"""The anonymous client's streams count against no key."""
+
+
+class LocalKeyLimits:
+    """`KeyLimits` kept in this process: `ClientLimits`, which decides without waiting on anything."""
+
+    def __init__(self, limits: ClientLimits) -> None:
+        self.limits = limits
+
+    async def open_stream(self, client: Client) -> StreamLease:
+        return self.open_stream_now(client)
+
+    def open_stream_now(self, client: Client) -> StreamLease:
+        if client.key is None:
+            return NO_LEASE
+        self.limits.open_stream(client)
+        return _LocalLease(self.limits, client)
+
+    async def take_chars(self, client: Client, chars: int) -> None:
+        self.limits.take_chars(client, chars)

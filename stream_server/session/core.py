@@ -171,10 +171,9 @@ class StreamCore:
 
     # -- the client's commands -----------------------------------------------------------------
 
-    def text(self, text: str, now: float) -> None:
-        """Raises `ProtocolError` (stream_ended, pending_text_limit, or the client's
-        `rate_limited` from `charge`); refused text changes nothing."""
-        self._last_activity = now
+    def check_text(self, text: str) -> None:
+        """Raises what `text` would (stream_ended, pending_text_limit), short of the charge: the
+        runner asks before it charges text to a client's limits that have to be waited on."""
         self._require_input()
         self._require_configured()
         limit = self._limits.max_pending_chars
@@ -184,6 +183,12 @@ class StreamCore:
                 f"the stream already holds {self.pending_chars} characters not yet synthesized "
                 f"(limit {limit}); this text was dropped",
             )
+
+    def text(self, text: str, now: float) -> None:
+        """Raises `ProtocolError` (stream_ended, pending_text_limit, or the client's
+        `rate_limited` from `charge`); refused text changes nothing."""
+        self._last_activity = now
+        self.check_text(text)
         if self._charge is not None:
             self._charge(len(text))
         self._accepted = True

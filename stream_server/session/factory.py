@@ -4,7 +4,7 @@ the server's settings and resources once, not per stream."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 from ..audio import AudioPipeline
@@ -43,14 +43,15 @@ class StreamFactory:
         options: StreamOptions,
         stream_id: str,
         *,
-        charge: Callable[[int], None] | None = None,
+        charge: Callable[[int], Awaitable[None]] | None = None,
         key: str = "anonymous",
     ) -> Stream:
         """`key` names whose stream it is (the API key's name), for providers that share a scarce
         resource fairly between keys and then between streams (Piper's inference workers)."""
-        core = StreamCore(options, self._core_limits, time.monotonic(), charge=charge)
+        core = StreamCore(options, self._core_limits, time.monotonic())
         share = Share(key=key, stream=stream_id)
-        return Stream(core, partial(self._synthesis, share=share), stream_id=stream_id, metrics=self._resources.metrics)
+        synthesis = partial(self._synthesis, share=share)
+        return Stream(core, synthesis, stream_id=stream_id, metrics=self._resources.metrics, charge=charge)
 
     def _synthesis(self, stream: Stream, epoch: int, options: StreamOptions, *, share: Share) -> Synthesis:
         voice = VoiceOptions(voice=options.voice, speed=options.speed, share=share)

@@ -99,8 +99,12 @@ class Stream:
         stream_id: str,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        charge: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
+        """`charge(chars)` takes text from the client's allowance (which may be in Redis: it is
+        awaited) and raises `rate_limited`."""
         self.core = core
+        self._charge = charge
         self.id = stream_id
         self._make_synthesis = synthesis
         self._metrics = metrics
@@ -129,7 +133,12 @@ class Stream:
 
     # -- commands: the core decides, then whoever waits is woken --------------------------------
 
-    def text(self, text: str) -> None:
+    async def text(self, text: str) -> None:
+        """Raises `ProtocolError` (see `StreamCore.text`; `rate_limited` from `charge`): refused
+        text changes nothing."""
+        if self._charge is not None and text:
+            self.core.check_text(text)  # what would be refused anyway is not charged
+            await self._charge(len(text))
         self.core.text(text, self._clock())
         self._input_changed()
 

@@ -36,6 +36,7 @@ async def readyz(request: Request) -> JSONResponse:
 
     A cloud provider whose circuit breaker is open is listed in `degraded`, not a reason to take
     the whole server out of a load balancer: other providers (and fallback chains) still serve.
+    So is "redis" while `--redis-url`'s Redis does not answer: streams keep to local limits.
     """
     state: ServerState = request.app.state.server
     providers = {
@@ -44,6 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
     }
     degraded = [name for name, p in providers.items() if p["breaker_open"] or not p["voices"]]
     ready = not state.draining and len(degraded) < len(providers)
+    if state.redis is not None and not state.redis.available:
+        # Streams go on, on this process's own limits (cluster/limits.py): degraded, still ready.
+        degraded.append("redis")
     body = {"ready": ready, "draining": state.draining, "degraded": degraded, "providers": providers}
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -27,7 +27,7 @@ from .http_common import http_error
 logger = logging.getLogger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
-BodyChunk = Callable[[bytes, bool], None]
+BodyChunk = Callable[[bytes, bool], Awaitable[None]]
 """Takes each chunk of the request body as it arrives, and whether it is the last."""
 
 
@@ -75,7 +75,7 @@ class StreamedResponse:
                 return
             if body_open and self._body is not None:
                 body_open = message.get("more_body", False)
-                self._body(message.get("body", b""), not body_open)
+                await self._body(message.get("body", b""), not body_open)
 
 
 def raw_audio(stream: Stream, failed_event: str) -> Callable[[Output], bytes | None]:
@@ -119,12 +119,12 @@ def stream_response(
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def feed(chunk: bytes, last: bool) -> None:
+    async def feed(chunk: bytes, last: bool) -> None:
         if not stream.core.open or stream.core.input_ended:
             return
         try:
             if text := decoder.decode(chunk, final=last):
-                stream.text(text)
+                await stream.text(text)
         except ProtocolError as exc:
             log_event(logger, "stream.body_refused", level=logging.WARNING, stream=stream.id, code=exc.code)
             stream.reply(Error(code=exc.code, message=exc.message))
@@ -141,18 +141,18 @@ def stream_response(
     )
 
 
-def open_stream(
+async def open_stream(
     state: ServerState, options: StreamOptions, transport: str, client: Client, *, text: str | None = None
 ) -> Stream:
     """A stream for one HTTP response. `text`: the whole input, pushed and ended here, so that a
     refusal (a rate limit) is an HTTP error before the response starts. Raises `HttpError`."""
     try:
-        stream = state.open_stream(options, transport, client=client)
+        stream = await state.open_stream(options, transport, client=client)
     except ProtocolError as exc:
         raise http_error(exc) from None
     if text is not None:
         try:
-            stream.text(text)
+            await stream.text(text)
         except ProtocolError as exc:
             # Nothing was sent yet: release the stream and refuse the request.
             state.close_stream(stream)

@@ -65,7 +65,7 @@ async def speech(request: Request) -> Response | StreamedResponse:
         if not split_segments(body.input, language=options.language):
             raise HttpError(400, ErrorCode.EMPTY_INPUT, "`input` has nothing to speak (only whitespace)")
         require_a_provider(state, options)
-        stream = open_stream(state, options, "speech", client_of(request), text=body.input)
+        stream = await open_stream(state, options, "speech", client_of(request), text=body.input)
     except HttpError as exc:
         return exc.response()
     log_event(

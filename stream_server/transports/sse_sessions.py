@@ -72,13 +72,19 @@ class SseSession:
         self._clock = clock
         self._encoder = SseEncoder()
         self._next_text_seq = 0
+        self._appending = anyio.Lock()
+        """Text requests apply one at a time: charging one may wait (the key's limits in Redis)."""
         self.last_active = clock()
 
     @property
     def pending_chars(self) -> int:
         return 0 if self.stream is None else self.stream.pending_chars
 
-    def append_text(self, request: TextRequest) -> None:
+    async def append_text(self, request: TextRequest) -> None:
+        async with self._appending:
+            await self._append_text(request)
+
+    async def _append_text(self, request: TextRequest) -> None:
         self.last_active = self._clock()
         stream = self._live_stream()
         if request.seq is not None:
@@ -90,7 +96,7 @@ class SseSession:
                 )
         try:
             if request.text:
-                stream.text(request.text)
+                await stream.text(request.text)
             if request.flush:
                 stream.flush()
             if request.end:
@@ -164,11 +170,11 @@ class SseSessions:
         self._tasks.cancel_scope.cancel()
         await self._tasks.__aexit__(None, None, None)
 
-    def create(self, config: Config, client: Client, request_id: str | None = None) -> SseSession:
+    async def create(self, config: Config, client: Client, request_id: str | None = None) -> SseSession:
         assert self._tasks is not None, "SseSessions is used outside its context"
         options = options_for(self._state, config)
         self._take_open_creation(client)
-        stream = open_stream(self._state, options, "sse_session", client)
+        stream = await open_stream(self._state, options, "sse_session", client)
         session = SseSession(uuid.uuid4().hex, stream, client, self._state.settings.sse_resume_ms, self._clock)
         self._sessions[session.id] = session
         self._tasks.start_soon(self._run, session, stream, name=f"sse-{stream.id}")
@@ -274,7 +280,7 @@ async def create_session(request: Request) -> Response:
     state: ServerState = request.app.state.server
     try:
         config = await read_body(request, Config, state.settings.max_message_bytes)
-        session = _sessions(request).create(config, client_of(request), request_id_of(request))
+        session = await _sessions(request).create(config, client_of(request), request_id_of(request))
     except HttpError as exc:
         return exc.response()
     base = f"/v1/tts/sessions/{session.id}"
@@ -288,7 +294,7 @@ async def session_text(request: Request) -> Response:
     try:
         session = _sessions(request).get(request.path_params["session_id"], client_of(request))
         body = await read_body(request, TextRequest, state.settings.max_message_bytes)
-        session.append_text(body)
+        await session.append_text(body)
     except HttpError as exc:
         return exc.response()
     return JSONResponse({"accepted": True, "pending_chars": session.pending_chars})

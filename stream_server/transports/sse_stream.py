@@ -46,7 +46,7 @@ async def stream(request: Request) -> Response | StreamedResponse:
             config = _convert({**fields, "type": "config"}, Config)
         # An HTTP client takes the events as fast as they come, unless it asks for pacing.
         options = options_for(state, msgspec.structs.replace(config, max_lead_ms=config.max_lead_ms or 0))
-        session = open_stream(state, options, "sse_stream", client_of(request), text=text)
+        session = await open_stream(state, options, "sse_stream", client_of(request), text=text)
     except ProtocolError as exc:
         return http_error(exc).response()
     except HttpError as exc:

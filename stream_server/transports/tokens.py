@@ -26,7 +26,7 @@ async def mint_token(request: Request) -> Response:
     if client.key is None:
         return JSONResponse({"token": OPEN_SERVER_TOKEN, "expires_in_s": access.tokens.ttl_s}, status_code=201)
     try:
-        token = access.tokens.mint(client.key)
+        token = await access.tokens.mint(client.key)
     except ProtocolError as exc:
         return http_error(exc).response()
     return JSONResponse(

@@ -70,7 +70,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
     try:
         query = config_from_query({k: v for k, v in websocket.query_params.items() if k not in _NOT_CONFIG})
         options = resolve_options(query, state.settings, state.providers)
-        stream = state.open_stream(options, "websocket", client=client_of(websocket))
+        stream = await state.open_stream(options, "websocket", client=client_of(websocket))
     except ProtocolError as exc:
         # Nothing usable was asked for, or the server or the client's key is at its limit.
         await websocket.send_text(encode_server_message(_error(exc)))
@@ -151,21 +151,21 @@ class _Socket:
                 continue
             if decoded.context is None:
                 try:
-                    self._default_command(decoded)
+                    await self._default_command(decoded)
                 except ProtocolError as exc:
                     _refuse(default, None, exc)  # a bad first config can be corrected
             else:
-                self._context_command(decoded.context, decoded, connection)
+                await self._context_command(decoded.context, decoded, connection)
 
-    def _default_command(self, message: ClientMessage) -> None:
+    async def _default_command(self, message: ClientMessage) -> None:
         if type(message) is End:
             # The socket's input is over: every open context finishes too, each with its `done`.
             for stream in self.contexts.end_all():
                 with contextlib.suppress(ProtocolError):  # it had ended already, or was stopped
                     stream.end()
-        _command(self.default, message, self.query, self.state)
+        await _command(self.default, message, self.query, self.state)
 
-    def _context_command(self, context: str, message: ClientMessage, connection: anyio.abc.TaskGroup) -> None:
+    async def _context_command(self, context: str, message: ClientMessage, connection: anyio.abc.TaskGroup) -> None:
         self.default.keep_alive()  # the socket is in use: its default context does not idle
         stream = self.contexts.get(context)
         if stream is None:
@@ -173,24 +173,24 @@ class _Socket:
                 _refuse(self.default, context, ProtocolError(ErrorCode.UNKNOWN_CONTEXT, f"no context {context!r} is open; `text` or `config` opens one"))
                 return
             try:
-                stream = self._open_context(context, message, connection)
+                stream = await self._open_context(context, message, connection)
             except ProtocolError as exc:
                 _refuse(self.default, context, exc)  # nothing opened: the error goes out in the socket's lane
                 return
             if type(message) is Config:
                 return  # opened with it
         try:
-            _command(stream, message, self.query, self.state)
+            await _command(stream, message, self.query, self.state)
         except ProtocolError as exc:
             _refuse(stream, context, exc)
         if type(message) is Cancel:
             self._wake()  # its audio waiting for the floor is dropped at once
 
-    def _open_context(self, context: str, message: ClientMessage, connection: anyio.abc.TaskGroup) -> Stream:
+    async def _open_context(self, context: str, message: ClientMessage, connection: anyio.abc.TaskGroup) -> Stream:
         self.contexts.admit(context)
         config = _configured(self.query, message) if type(message) is Config else self.query
         options = resolve_options(config, self.state.settings, self.state.providers)
-        stream = self.state.open_stream(options, "websocket", client=client_of(self.websocket))
+        stream = await self.state.open_stream(options, "websocket", client=client_of(self.websocket))
         self.contexts.add(context, stream)
         log_event(
             logger, "stream.open", stream=stream.id, socket_stream=self.default.id, context=context,
@@ -253,10 +253,10 @@ class _Socket:
             await websocket.send_text(encode_server_message(output))  # type: ignore[arg-type]
 
 
-def _command(stream: Stream, message: ClientMessage, query: Config, state: ServerState) -> None:
+async def _command(stream: Stream, message: ClientMessage, query: Config, state: ServerState) -> None:
     match message:
         case Text(text=text):
-            stream.text(text)
+            await stream.text(text)
         case Flush():
             stream.flush()
         case Cancel():

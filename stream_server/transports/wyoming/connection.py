@@ -105,7 +105,7 @@ class WyomingConnection:
             elif type(command) is Open:
                 await self._open(command, connection)
             elif type(command) is Feed:
-                self._feed(command.text)
+                await self._feed(command.text)
             elif type(command) is Finish:
                 if self._stream is not None and self._stream.core.open:
                     self._stream.end()
@@ -118,13 +118,13 @@ class WyomingConnection:
         config = Config(provider=provider, voice=voice, format="pcm", max_lead_ms=0)
         try:
             options = resolve_options(config, self._state.settings, self._state.providers)
-            stream = self._state.open_stream(options, TRANSPORT, client=WYOMING_CLIENT)
+            stream = await self._state.open_stream(options, TRANSPORT, client=WYOMING_CLIENT)
         except ProtocolError as exc:
             await self._do(self._conversation.refused(exc), connection)
             return
         if command.text is not None:
             try:
-                stream.text(command.text)
+                await stream.text(command.text)
                 stream.end()
             except ProtocolError as exc:  # a limit: nothing was sent yet
                 self._state.close_stream(stream)
@@ -139,12 +139,12 @@ class WyomingConnection:
         )  # fmt: skip
         connection.start_soon(self._run_stream, stream, connection.cancel_scope, name=f"wyoming-{stream.id}")
 
-    def _feed(self, text: str) -> None:
+    async def _feed(self, text: str) -> None:
         stream = self._stream
         if stream is None or not stream.core.open:
             return  # stopped by the server: its goodbye is on its way
         try:
-            stream.text(text)
+            await stream.text(text)
         except ProtocolError as exc:
             log_event(logger, "stream.client_error", stream=stream.id, code=exc.code)
             stream.reply(Error(code=exc.code, message=exc.message, retry_after_ms=exc.retry_after_ms))

@@ -92,7 +92,7 @@ class _Connection:
         state = self.state
         try:
             options = resolve_options(command.config, state.settings, state.providers)
-            stream = state.open_stream(options, TRANSPORT, client=client_of(self.websocket))
+            stream = await state.open_stream(options, TRANSPORT, client=client_of(self.websocket))
         except ProtocolError as exc:
             self.conversation.closed(command.context_id)
             await self.send(error_message(stream_error(exc), command.context_id))
@@ -114,7 +114,7 @@ class _Connection:
         stream = context.stream
         try:
             if type(command) is Text:
-                stream.text(command.text)
+                await stream.text(command.text)
             elif type(command) is Flush:
                 stream.flush()
                 for reply in context.renderer.flushed(stream.core.planned_segments):

@@ -85,7 +85,7 @@ async def _open(request: Request, containers: tuple[str, ...], transport: str): 
         if not split_segments(body.transcript, language=options.language):
             raise HttpError(400, ErrorCode.EMPTY_INPUT, "transcript has nothing to speak (only whitespace)")
         require_a_provider(state, options)
-        stream = open_stream(state, options, transport, client_of(request), text=body.transcript)
+        stream = await open_stream(state, options, transport, client_of(request), text=body.transcript)
     except Refused as exc:
         return JSONResponse(exc.body(), status_code=exc.status, headers={"x-request-id": request_id})
     except HttpError as exc:

@@ -52,7 +52,7 @@ async def speak_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept(headers=[(b"dg-request-id", request_id.encode())])
     try:
-        stream = state.open_stream(options, TRANSPORT, client=client_of(websocket))
+        stream = await state.open_stream(options, TRANSPORT, client=client_of(websocket))
     except ProtocolError as exc:  # the server or the client's key is at its limit
         close = stop_close(exc)
         await websocket.close(close.code, close_reason(close.reason))
@@ -95,16 +95,16 @@ async def _read(
             stream.stop(UnsupportedData())
         else:
             try:
-                _command(stream, conversation, str(frame))
+                await _command(stream, conversation, str(frame))
             except Malformed as exc:
                 stream.stop(exc)
 
 
-def _command(stream: Stream, conversation: DeepgramConversation, text: str) -> None:
+async def _command(stream: Stream, conversation: DeepgramConversation, text: str) -> None:
     command = conversation.receive(text)
     try:
         if command.kind == "text":
-            stream.text(command.text)
+            await stream.text(command.text)
         elif command.kind == "flush":
             stream.flush()
             for reply in conversation.flushed(stream.core.planned_segments):

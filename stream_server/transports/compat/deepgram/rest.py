@@ -46,7 +46,7 @@ async def speak(request: Request) -> Response | StreamedResponse:
         if not split_segments(body.text, language=options.language):
             raise HttpError(400, ErrorCode.EMPTY_INPUT, "`text` has nothing to speak (only whitespace)")
         require_a_provider(state, options)
-        stream = open_stream(state, options, "deepgram_rest", client_of(request), text=body.text)
+        stream = await open_stream(state, options, "deepgram_rest", client_of(request), text=body.text)
     except Refused as exc:
         return JSONResponse(exc.body(request_id), status_code=exc.status, headers={"dg-request-id": request_id})
     except HttpError as exc:

@@ -149,13 +149,13 @@ class _Connection:
         if type(action) is Authenticate:
             return await self._authenticate(action.key)
         if type(action) is Open:
-            refused = self._open(action)
+            refused = await self._open(action)
             if refused is not None:
                 return await self._act(refused)
         elif type(action) is Command:
             stream = self._streams.get(action.context)
             if stream is not None:
-                self._command(stream, action)
+                await self._command(stream, action)
         elif type(action) is Answer:
             stream = self._streams.get(action.context)
             if stream is not None and action.close is None:
@@ -183,11 +183,11 @@ class _Connection:
         self._client, self._pending_credential = client, False
         return True
 
-    def _open(self, action: Open) -> Answer | None:
+    async def _open(self, action: Open) -> Answer | None:
         """Open the context's stream and start running it; the answer when it may not open."""
         options = self._options if action.speed is None else dataclasses.replace(self._options, speed=action.speed)
         try:
-            stream = self._state.open_stream(options, TRANSPORT, client=self._client)
+            stream = await self._state.open_stream(options, TRANSPORT, client=self._client)
         except ProtocolError as exc:  # the server or the client's key is at its limit
             log_event(logger, "elevenlabs.context_refused", code=exc.code)
             return self._conversation.not_opened(action.context, exc)
@@ -197,10 +197,10 @@ class _Connection:
         self.tasks.start_soon(self._run, action.context, stream)
         return None
 
-    def _command(self, stream: Stream, command: Command) -> None:
+    async def _command(self, stream: Stream, command: Command) -> None:
         try:
             if command.kind == "text":
-                stream.text(command.text)
+                await stream.text(command.text)
             elif command.kind == "flush":
                 stream.flush()
             elif command.kind == "end":
@@ -209,7 +209,7 @@ class _Connection:
                 stream.cancel()
                 stream.end()
             elif stream.core.open and not stream.core.input_ended:
-                stream.text("")  # a keep-alive: the idle clock starts again
+                await stream.text("")  # a keep-alive: the idle clock starts again
         except ProtocolError as exc:
             # A limit (pending text, the key's characters): the text is dropped, and said.
             log_event(logger, "stream.client_error", stream=stream.id, code=exc.code)

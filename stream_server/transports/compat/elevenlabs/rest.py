@@ -68,7 +68,7 @@ async def speech_stream(request: Request) -> Response | StreamedResponse:
         if not split_segments(body.text, language=options.language):
             raise Refused(400, "invalid_request", "`text` has nothing to speak (only whitespace)")
         require_a_provider(state, options)
-        stream = open_stream(state, options, "elevenlabs_rest", client_of(request), text=body.text)
+        stream = await open_stream(state, options, "elevenlabs_rest", client_of(request), text=body.text)
     except Refused as exc:
         return JSONResponse(exc.body(), status_code=exc.status, headers={"request-id": request_id})
     except HttpError as exc:

@@ -127,6 +127,9 @@ class Supervisor:
                 pass_fds=[*(s.fileno() for s in listening), theirs.fileno()],
                 start_new_session=True,
             )  # fmt: skip
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._workers[index] = process

@@ -45,7 +45,7 @@ from loadtest.load.peers import (
 )
 from loadtest.load.procstat import read_sample
 from loadtest.load.runner import LevelConfig, run_level
-from loadtest.load.server import StartedServer, our_server, wait_idle
+from loadtest.load.server import StartedServer, our_server, redis_for_workers, wait_idle
 from loadtest.load.spec import StreamSpec
 from loadtest.ttfa import REPO_ROOT, RESULTS_DIR, ManagedProcess, free_port, loadavg, machine_info, stop_on_signals
 
@@ -102,7 +102,9 @@ class Suite:
 
     def overhead(self) -> None:
         levels: list[dict[str, Any]] = []
-        with our_server(["tone"], 1000, self.log_path("overhead")) as server:
+        with redis_for_workers(self.args.workers) as cluster, our_server(
+            ["tone"], 1000, self.log_path("overhead"), cluster
+        ) as server:
             self.results["overhead_server"] = server.command
             for spec in (OPUS, PCM16):
                 configs = [self.level(server, spec, n) for n in ((1, 50, 200) if not self.quick else (1, 10))]
@@ -115,7 +117,9 @@ class Suite:
         out: dict[str, Any] = {}
         for name, spec in (("opus", OPUS), ("pcm", PCM16)):
             steps = CAPACITY_STEPS[name] if not self.quick else (10, 20)
-            with our_server(["tone"], 2000, self.log_path(f"capacity-{name}")) as server:
+            with redis_for_workers(self.args.workers) as cluster, our_server(
+                ["tone"], 2000, self.log_path(f"capacity-{name}"), cluster
+            ) as server:
                 out[f"{name}_server"] = server.command
                 out[name] = self._step_capacity(server, spec, steps)
         self.results["capacity"] = out
@@ -302,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS), help=f"any of {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="a short version (minutes), to try the suite out")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="the Markdown file")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="overhead and capacity: the server runs with --workers N (and a redis-server of its own when N > 1)",
+    )  # fmt: skip
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite --output from a suite's JSON file")
     args = parser.parse_args(argv)
     if args.render:
@@ -317,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "loadavg_start": loadavg(),
         "quick": args.quick,
+        "workers": args.workers,
         "targets": TARGETS,
     }
     suite = Suite(args, stamp)

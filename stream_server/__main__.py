@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging.config
+import os
 import sys
 from collections.abc import Mapping, Sequence
 
 from .app import check_stream_defaults
-from .logs import configure_logging
+from .logs import configure_logging, tag_log_lines
 from .protocol import ProtocolError
 from .providers import build_providers
 from .security import KeyStoreError
@@ -15,6 +16,8 @@ from .server import StreamServer, uvicorn_config
 from .session.options import check_defaults
 from .settings import Settings, SettingsError
 from .settings_loader import load_settings
+from .workers.handoff import Inherited
+from .workers.supervisor import run_supervisor
 from .transports.wyoming.endpoint import check_wyoming_settings
 
 
@@ -37,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stream_server: bad setting: {exc}", file=sys.stderr)
         return 2
     logging.config.dictConfig(configure_logging(settings.log_level))
+    inherited = Inherited.from_environ()
+    if settings.workers > 1 and inherited is None:
+        # The supervisor loads no model: each worker loads its own, as a single server does.
+        tag_log_lines(pid=os.getpid(), worker="supervisor")
+        return run_supervisor(settings, sys.argv[1:] if argv is None else argv)
+    if inherited is not None:
+        tag_log_lines(pid=os.getpid(), worker=inherited.index)
     # Models load here, before the port opens: the first client never waits for them.
     try:
         providers = build_providers(settings)
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyStoreError as exc:
         print(f"stream_server: bad setting: --api-keys-file: {exc}", file=sys.stderr)
         return 2
-    StreamServer(config).run()
+    StreamServer(config, inherited).run()
     return 0
 
 

@@ -60,6 +60,14 @@ class UvicornClientFaults(logging.Filter):
         return True
 
 
+# Fields on every line of this process: with --workers, which process wrote it (they share stderr).
+_process_fields: dict[str, Any] = {}
+
+
+def tag_log_lines(**fields: Any) -> None:
+    _process_fields.update(fields)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -67,6 +75,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
+            **_process_fields,
         }
         fields = getattr(record, "fields", None)
         if fields is not None:

@@ -1,8 +1,20 @@
-"""Prometheus metrics, one registry per app (so tests may run several servers in one process)."""
+"""Prometheus metrics, one registry per app (so tests may run several servers in one process).
+
+Under `--workers N` each worker is started with `PROMETHEUS_MULTIPROC_DIR` (a fresh directory of
+the supervisor's), so prometheus-client keeps every value in a file there, and `/metrics`, from
+whichever worker answers, sums the files of all: counters and histograms over every worker that
+ran (a restarted one's counts are not lost), the open-streams gauge over the live ones (`livesum`;
+the supervisor removes a dead worker's with `mark_process_dead`).
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Time to first audio is tens of ms (a local voice) to about a second (a slow cloud upstream).
 _TTFA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -10,11 +22,14 @@ _SYNTHESIS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, shared_dir: str | None = None) -> None:
+        """`shared_dir`: the workers' multiprocess directory (default: `PROMETHEUS_MULTIPROC_DIR`)."""
+        self._shared_dir = shared_dir or os.environ.get(MULTIPROCESS_DIR_ENV) or None
         self.registry = CollectorRegistry()
         r = self.registry
         self.active_streams = Gauge(
-            "tts_active_streams", "Streams open now, by transport.", ["transport"], registry=r
+            "tts_active_streams", "Streams open now, by transport.", ["transport"], registry=r,
+            multiprocess_mode="livesum",
         )
         self.ttfa = Histogram(
             "tts_time_to_first_audio_seconds",
@@ -41,4 +56,8 @@ class Metrics:
         self.cancels = Counter("tts_cancels", "Barge-ins (cancel, DELETE).", registry=r)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._shared_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self._shared_dir)
+        return generate_latest(merged)

@@ -21,6 +21,7 @@ from .providers import Provider
 from .security.access import Access
 from .server_state import ServerState
 from .settings import Settings
+from .workers.handoff import Inherited
 
 # Over our own message limit, so that an oversized message reaches the app and gets a proper
 # `error` before the 1009 close; past this, the WebSocket layer closes with 1009 on its own.
@@ -64,8 +65,10 @@ class StreamServer(uvicorn.Server):
     Only then does uvicorn shut down, and the process exits 0. A second signal skips the wait.
     """
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, inherited: Inherited | None = None) -> None:
+        """`inherited`: as a worker of `--workers`, the supervisor's listening sockets and link."""
         super().__init__(config)
+        self._inherited = inherited
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_asked: asyncio.Event | None = None
         self._listener: Listener | None = None
@@ -83,7 +86,8 @@ class StreamServer(uvicorn.Server):
         if self.lifespan.should_exit:
             sys.exit(STARTUP_FAILURE)
         try:
-            listening = bind_listeners(config.host, config.port, config.backlog)
+            inherited = self._inherited
+            listening = inherited.sockets if inherited else bind_listeners(config.host, config.port, config.backlog)
         except OSError as exc:
             logger.error(exc)
             await self.lifespan.shutdown()
@@ -99,6 +103,8 @@ class StreamServer(uvicorn.Server):
         self._listener = Listener(listening, protocol, self._state().access.connections)
         self._log_started_message(listening)
         self.started = True
+        if self._inherited is not None:
+            self._inherited.report_serving()
 
     async def main_loop(self) -> None:
         # The drain and the accepting belong to the serving loop: they run in its task group, and
@@ -107,6 +113,8 @@ class StreamServer(uvicorn.Server):
             serving.start_soon(self._drain_when_asked, name="drain")
             if self._listener is not None:
                 serving.start_soon(self._listener.serve, name="accept")
+            if self._inherited is not None:
+                serving.start_soon(self._drain_when_orphaned, name="supervisor-link")
             await super().main_loop()
             serving.cancel_scope.cancel()
 
@@ -124,6 +132,13 @@ class StreamServer(uvicorn.Server):
             return
         # A signal handler runs between two bytecodes of the loop: hand the work to the loop.
         self._loop.call_soon_threadsafe(self._drain_asked.set)
+
+    async def _drain_when_orphaned(self) -> None:
+        """A worker whose supervisor is gone (killed) drains and exits rather than serve unsupervised."""
+        assert self._inherited is not None and self._drain_asked is not None
+        await self._inherited.wait_supervisor_gone()
+        log_event(logger, "worker.orphaned", level=logging.WARNING, worker=self._inherited.index)
+        self._drain_asked.set()
 
     async def _drain_when_asked(self) -> None:
         assert self._drain_asked is not None

@@ -316,6 +316,18 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
         ),
     ] = 10.0
 
+    workers: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=64,
+            description=(
+                "Server processes sharing the port, each with its own event loop and local-voice pool, under "
+                "one supervisor that restarts a crashed one (more than 1 needs --redis-url; docs/scaling.md)."
+            ),
+        ),
+    ] = 1
+
     # -- Wyoming, for Home Assistant (docs/compat.md) ----------------------------------------------
     wyoming_uri: Annotated[
         str | None, Meta(description="Wyoming listener for Home Assistant: tcp://HOST:PORT or unix://PATH (off unless set).")
@@ -377,6 +389,18 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
                 f"no API keys are configured, and {self.host!r} is not a loopback address: anyone who reaches "
                 "the port could use the server (and its cloud credits). Set --api-keys or --api-keys-file, "
                 "or pass --insecure-no-auth to serve openly anyway - at `$.insecure_no_auth`"
+            )
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                f"{self.workers} workers need --redis-url: without it each worker keeps its own per-key limits "
+                "(a key would get its limits once per worker), its own used browser tokens (a token would work "
+                "once per worker) and its own SSE sessions (a session's requests landing on another worker "
+                "would get 404). Give --redis-url, or run one worker - at `$.workers`"
+            )
+        if self.workers > 1 and self.wyoming_uri:
+            raise ValueError(
+                "the Wyoming listener is served by one process: run it with --workers 1 (or as a separate "
+                "server) - at `$.workers`"
             )
         if self.provider not in self.providers:
             raise ValueError(

@@ -1,4 +1,5 @@
-"""CPU and RSS of one process (all its threads), read from /proc. Linux only; elsewhere: no figures."""
+"""CPU and RSS of one process (all its threads) and its children (a `--workers` server's workers),
+read from /proc. Linux only; elsewhere: no figures."""
 
 from __future__ import annotations
 
@@ -22,8 +23,30 @@ class ProcSample:
     rss_bytes: int
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants now (a worker that exited, and the CPU it used, are not counted)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children").read_text().split()
+        except OSError:
+            children = []
+        tree += [int(child) for child in children]
+        index += 1
+    return tree
+
+
 def read_sample(pid: int) -> ProcSample | None:
-    """One reading, or None if the process is gone (or this is not Linux)."""
+    """One reading of `pid` and its descendants, summed; None if it is gone (or this is not Linux)."""
+    samples = [sample for member in process_tree(pid) if (sample := _read_one(member)) is not None]
+    if not samples or samples[0].at < 0:
+        return None
+    return ProcSample(
+        samples[0].at, sum(sample.cpu_s for sample in samples), sum(sample.rss_bytes for sample in samples)
+    )
+
+
+def _read_one(pid: int) -> ProcSample | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()

@@ -23,7 +23,7 @@ from loadtest.ttfa import cpu_snapshot, other_cpu_pct
 from .corpus import PassageSource
 from .observer import StreamObserver, StreamRecord
 from .playout import PlayoutClock
-from .procstat import ProcessSampler
+from .procstat import ProcessSampler, process_tree
 from .spec import StreamSpec
 from .sse_client import run_sse_stream
 from .stats import summarize
@@ -127,7 +127,7 @@ async def run_level(config: LevelConfig, source: PassageSource) -> dict[str, Any
         client = httpx.AsyncClient(
             base_url=config.base_http, limits=limits, timeout=httpx.Timeout(config.stream_timeout_s)
         )
-    ours = {os.getpid(), *([config.server_pid] if config.server_pid else [])}
+    ours = {os.getpid(), *(process_tree(config.server_pid) if config.server_pid else [])}
     machine_before = cpu_snapshot(ours)
     started_wall = time.perf_counter()
     deadline = loop.time() + config.ramp_s + config.duration_s

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.ttfa import ManagedProcess, free_port, wait_until_up
 
@@ -57,13 +60,44 @@ def our_server(
         yield StartedServer(base, process.pid, shlex.join(argv), log_path)
 
 
+@contextmanager
+def redis_for_workers(workers: int) -> Iterator[list[str]]:
+    """The options a `--workers` server needs: more than one needs a Redis (a redis-server of its
+    own on a free loopback port, stopped on exit); one needs none."""
+    if workers <= 1:
+        yield []
+        return
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with ManagedProcess("redis-server", command, Path(tempfile.gettempdir()) / f"loadtest-redis-{port}.log"):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start (apt-get install redis-server)") from None
+                time.sleep(0.05)
+        yield ["--workers", str(workers), "--redis-url", f"redis://127.0.0.1:{port}/0"]
+
+
 def wait_idle(base_http: str, timeout_s: float = 30.0) -> int:
-    """Poll /healthz until the server has no open stream (bounded); return the streams left."""
+    """Poll /metrics until the server (every worker of it) has no open stream (bounded); return
+    the streams left."""
     deadline = time.monotonic() + timeout_s
     streams = -1
     while time.monotonic() < deadline:
         try:
-            streams = int(httpx.get(f"{base_http}/healthz", timeout=5.0).json().get("streams", 0))
+            text = httpx.get(f"{base_http}/metrics", timeout=5.0).text
+            streams = int(
+                sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "tts_active_streams"
+                )
+            )
         except (httpx.HTTPError, ValueError):
             streams = -1
         if streams == 0:

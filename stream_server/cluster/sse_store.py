@@ -58,8 +58,8 @@ if not cancel then
   if waiting + tonumber(ARGV[4]) > tonumber(ARGV[5]) then return {'pending', tostring(waiting)} end
   if redis.call('XLEN', text) >= tonumber(ARGV[8]) then return {'pending', tostring(waiting)} end
 end
-redis.call('XADD', text, '*', 'c', ARGV[3])
 local accepted = redis.call('HINCRBY', meta, 'accepted', cancel and 0 or tonumber(ARGV[4]))
+redis.call('XADD', text, '*', 'c', ARGV[3], 'a', accepted)
 if ARGV[2] ~= '' then redis.call('HSET', meta, 'next_seq', tonumber(ARGV[2]) + 1) end
 if ARGV[7] == '1' then redis.call('HSET', meta, 'ended', '1') end
 for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[9]) end
@@ -182,16 +182,18 @@ class SessionStore:
         args = [node, int(LEASE_S * 1000)]
         return bool(await self._link.call(lambda r: self._keep(keys=[keys.meta, keys.lease], args=args, client=r)))
 
-    async def read_text(self, keys: SessionKeys, after: str, block_ms: int) -> list[tuple[str, bytes]]:
+    async def read_text(self, keys: SessionKeys, after: str, block_ms: int) -> list[tuple[str, bytes, int]]:
+        """Commands after `after`: (entry id, command, characters the session accepted up to it)."""
         answer = await self._link.call(lambda r: r.xread({keys.text: after}, count=64, block=block_ms))
         if not answer:
             return []
-        return [(entry_id.decode(), fields[b"c"]) for entry_id, fields in answer[0][1]]
+        return [(entry_id.decode(), fields[b"c"], int(fields[b"a"])) for entry_id, fields in answer[0][1]]
 
     async def add_event(self, keys: SessionKeys, event: SseEvent) -> None:
         async def add(r: Redis) -> None:
             async with r.pipeline(transaction=False) as pipe:
-                pipe.xadd(keys.events, event_fields(event), id=f"{event.id}-0", maxlen=MAX_EVENT_ENTRIES, approximate=True)
+                fields = event_fields(event)
+                pipe.xadd(keys.events, fields, id=f"{event.id}-0", maxlen=MAX_EVENT_ENTRIES, approximate=True)
                 pipe.pexpire(keys.events, self._ttl_ms)
                 await pipe.execute()
 
@@ -206,7 +208,8 @@ class SessionStore:
     async def progress(
         self, keys: SessionKeys, spoken: int, cut_chars: int, checkpoint: Checkpoint | None
     ) -> None:
-        """`spoken` segments are rendered in full, `cut_chars` of the text are synthesized; the
+        """`spoken` segments are rendered in full, all but `cut_chars` of the characters accepted
+        are synthesized (`accepted - cut` is what the text cap counts); the
         text up to `checkpoint` is no longer needed for a replay."""
 
         async def write(r: Redis) -> None:

@@ -65,7 +65,8 @@ class SessionOwner:
         """Delivered events still in Redis for resumes (id, audio ms), oldest first."""
         self._kept_ms = 0.0
         self._resume_ms = state.settings.sse_resume_ms
-        self._applied_chars = 0
+        self._accepted = 0
+        """The session's characters accepted, up to the last command applied (from Redis)."""
         self._recent = start.tail
         """The end of the text given to the stream: the source of the next checkpoint's tail."""
         self._max_pending = state.settings.max_pending_chars
@@ -76,9 +77,7 @@ class SessionOwner:
         outcome = Outcome.GONE
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._keep_lease, tasks.cancel_scope)
-            if self._recent:
-                self._apply_text(self._recent)  # the checkpoint's uncut tail, before its later text
-            tasks.start_soon(self._apply_commands, self._checkpoints.latest.after)
+            tasks.start_soon(self._apply_commands, self._checkpoints.latest)
             outcome = await self.stream.run(self._render)
             tasks.cancel_scope.cancel()
         if not self.lost:
@@ -104,14 +103,19 @@ class SessionOwner:
 
     # -- text in -----------------------------------------------------------------------------------
 
-    async def _apply_commands(self, after: str) -> None:
+    async def _apply_commands(self, start: Checkpoint) -> None:
+        """The checkpoint's uncut tail, then every command after it, in order, each once."""
+        after = start.after
+        if start.tail:
+            self._recent = ""
+            await self._apply_waiting(start.tail)
         while True:
             try:
                 entries = await self._store.read_text(self._keys, after, TEXT_BLOCK_MS)
             except RedisUnavailable:
                 await anyio.sleep(RETRY_S)  # until Redis answers again
                 continue
-            for entry_id, data in entries:
+            for entry_id, data, accepted in entries:
                 command = decode_command(data)
                 if command.cancel:
                     self.stream.cancel()
@@ -123,6 +127,7 @@ class SessionOwner:
                 if command.end:
                     self.stream.end()
                 after = entry_id
+                self._accepted = accepted
                 self._checkpoints.applied(self._checkpoint(entry_id))
 
     def _checkpoint(self, after: str) -> Checkpoint:
@@ -147,7 +152,6 @@ class SessionOwner:
 
     def _apply_text(self, text: str) -> None:
         self.stream.text(text)
-        self._applied_chars += len(text)
         self._recent = (self._recent + text)[-self._max_pending :]
 
     # -- events out --------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ class SessionOwner:
         if isinstance(item, SegmentEnd):
             self._spoken = item.seq + 1
             moved = self._checkpoints.spoken(self._spoken)
-            cut = self._applied_chars - self.stream.pending_chars
+            cut = max(0, self._accepted - self.stream.pending_chars)
             await self._retrying(lambda: self._store.progress(self._keys, self._spoken, cut, moved))
 
     async def _wait_room(self) -> None:

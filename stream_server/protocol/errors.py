@@ -69,6 +69,12 @@ class ErrorCode(StrEnum):
     grace period are closed (WebSocket close 1001)."""
     RESUME_UNAVAILABLE = "resume_unavailable"
     """SSE: the events after the client's `Last-Event-ID` are no longer kept; it continues live."""
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
+    """`--redis-url`: Redis, which holds the cluster's SSE sessions, does not answer: new sessions are
+    refused (HTTP 503), readers get this `error` and their stream ends; retry when it is back."""
+    SESSION_MOVED = "session_moved"
+    """SSE session `warning` (`--redis-url`): the server running the session went away and another
+    took it over; the segment being spoken restarts from its start, no accepted text is lost."""
     INTERNAL_ERROR = "internal_error"
 
 

@@ -39,18 +39,19 @@ KEEPALIVE = b": keep-alive\n\n"
 class SseEncoder:
     """Numbers the events of one stream and remembers which segment an audio frame belongs to."""
 
-    def __init__(self) -> None:
-        self._next_id = 1
+    def __init__(self, first_id: int = 1) -> None:
+        """`first_id`: where the numbering starts (a session another server's stream began)."""
+        self.next_id = first_id
         self._seq: int | None = None
 
     def event(self, item: EncodedFrame | ServerMessage) -> SseEvent:
         if isinstance(item, EncodedFrame):
             payload = {"seq": self._seq, "ms": round(item.duration_ms, 3), "audio": base64.b64encode(item.data).decode()}
-            event = SseEvent(self._next_id, "audio", _encoder.encode(payload), item.duration_ms)
+            event = SseEvent(self.next_id, "audio", _encoder.encode(payload), item.duration_ms)
         else:
             if isinstance(item, SegmentStart):
                 self._seq = item.seq
             kind = type(item).__struct_config__.tag
-            event = SseEvent(self._next_id, str(kind), _encoder.encode(item))
-        self._next_id += 1
+            event = SseEvent(self.next_id, str(kind), _encoder.encode(item))
+        self.next_id += 1
         return event

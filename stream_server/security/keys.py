@@ -111,6 +111,9 @@ class KeyStore:
         """A key by name (a token names its key)."""
         return next((client for client, _ in self._entries if client.key == name), None)
 
+    def clients(self) -> list[Client]:
+        return [client for client, _ in self._entries]
+
 
 def _read_file(path: Path) -> list[tuple[Client, bytes]]:
     try:

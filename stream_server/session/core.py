@@ -144,6 +144,11 @@ class StreamCore:
         return self._segmenter.pending_chars + self._queued_chars
 
     @property
+    def uncut_chars(self) -> int:
+        """The last characters of the text accepted that are not in a planned segment yet."""
+        return self._segmenter.pending_chars
+
+    @property
     def buffered_ms(self) -> float:
         """Audio synthesized and not yet handed out for sending."""
         return self._ring.buffered_ms

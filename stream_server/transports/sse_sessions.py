@@ -42,6 +42,7 @@ from ..session import Outcome, Output, Stopped, Stream
 from .event_log import EventLog, follow
 from .http_common import HttpError, http_error, options_for, read_body
 from .http_stream import StreamedResponse, Write, open_stream
+from .sse_cluster import ClusterSessions, TextCommand
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ class SseSessions:
         self._finished_budget = settings.sse_finished_mb * 1_000_000
         self._open_creations = TokenBucket.full(settings.open_sessions_per_minute, clock())
         self._tasks: anyio.abc.TaskGroup | None = None
+        self.cluster: ClusterSessions | None = None
+        """With `--redis-url`: the sessions live in Redis, shared by every server (sse_cluster.py)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -161,6 +164,8 @@ class SseSessions:
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._expire_forever, name="sse-expiry")
+        if self._state.redis is not None:
+            self.cluster = ClusterSessions(self._state, self._tasks, self._take_open_creation)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -280,18 +285,28 @@ async def create_session(request: Request) -> Response:
     state: ServerState = request.app.state.server
     try:
         config = await read_body(request, Config, state.settings.max_message_bytes)
-        session = await _sessions(request).create(config, client_of(request), request_id_of(request))
+        sessions = _sessions(request)
+        if sessions.cluster is not None:
+            session_id = await sessions.cluster.create(config, client_of(request), request_id_of(request))
+        else:
+            session_id = (await sessions.create(config, client_of(request), request_id_of(request))).id
     except HttpError as exc:
         return exc.response()
-    base = f"/v1/tts/sessions/{session.id}"
+    base = f"/v1/tts/sessions/{session_id}"
     return JSONResponse(
-        {"id": session.id, "text_url": f"{base}/text", "events_url": f"{base}/events"}, status_code=201
+        {"id": session_id, "text_url": f"{base}/text", "events_url": f"{base}/events"}, status_code=201
     )
 
 
 async def session_text(request: Request) -> Response:
     state: ServerState = request.app.state.server
+    cluster = _sessions(request).cluster
     try:
+        if cluster is not None:
+            body = await read_body(request, TextRequest, state.settings.max_message_bytes)
+            command = TextCommand(text=body.text, flush=body.flush, end=body.end)
+            pending = await cluster.append(request.path_params["session_id"], client_of(request), command, body.seq)
+            return JSONResponse({"accepted": True, "pending_chars": pending})
         session = _sessions(request).get(request.path_params["session_id"], client_of(request))
         body = await read_body(request, TextRequest, state.settings.max_message_bytes)
         await session.append_text(body)
@@ -303,13 +318,25 @@ async def session_text(request: Request) -> Response:
 async def session_events(request: Request) -> Response | StreamedResponse:
     state: ServerState = request.app.state.server
     sessions = _sessions(request)
-    try:
-        session = sessions.get(request.path_params["session_id"])
-    except HttpError as exc:
-        return exc.response()
     header = request.headers.get("last-event-id")
     # isascii: str.isdigit also takes digits like '²' that int() refuses.
     last_id = int(header) if header and header.isascii() and header.isdigit() else None
+    session_id: str = request.path_params["session_id"]
+    if (cluster := sessions.cluster) is not None:
+        try:
+            if not await cluster.exists(session_id):
+                raise HttpError(404, "unknown_session", "no such session (it may have expired)")
+        except HttpError as exc:
+            return exc.response()
+
+        async def follow(write: Write) -> None:
+            await cluster.follow(session_id, last_id, state.settings.sse_keepalive_s, write)
+
+        return StreamedResponse("text/event-stream", follow, headers={"X-Accel-Buffering": "no"})
+    try:
+        session = sessions.get(session_id)
+    except HttpError as exc:
+        return exc.response()
 
     async def produce(write: Write) -> None:
         try:
@@ -321,6 +348,12 @@ async def session_events(request: Request) -> Response | StreamedResponse:
 
 
 async def delete_session(request: Request) -> Response:
+    if (cluster := _sessions(request).cluster) is not None:
+        try:
+            await cluster.cancel(request.path_params["session_id"], client_of(request))
+        except HttpError as exc:
+            return exc.response()
+        return JSONResponse({"cancelled": True})
     try:
         session = _sessions(request).get(request.path_params["session_id"], client_of(request))
     except HttpError as exc:

@@ -73,7 +73,11 @@ def create_app(
         owned = owns_providers or providers is None
         loaded = dict(providers) if providers is not None else await asyncio.to_thread(build_providers, settings)
         check_stream_defaults(settings, loaded)
-        redis = RedisLink(settings.redis_url) if settings.redis_url else None
+        redis = (
+            RedisLink(settings.redis_url, max_connections=settings.max_streams + settings.max_connections)
+            if settings.redis_url
+            else None
+        )
         shared = contextlib.ExitStack()
         # Limits, tokens and cloud request slots through Redis: installed before the state that uses them.
         keeper = None

@@ -52,14 +52,19 @@ class ServerState:
     def draining(self) -> bool:
         return self.admission.draining
 
-    async def open_stream(self, options: StreamOptions, transport: str, *, client: Client = ANONYMOUS) -> Stream:
+    async def open_stream(
+        self, options: StreamOptions, transport: str, *, client: Client = ANONYMOUS, charged_before: bool = False
+    ) -> Stream:
         """A new stream of `transport` (websocket, sse_session, speech...), counted until
-        `close_stream`. Raises `ProtocolError` when it may not open (see `Admission.admit`)."""
+        `close_stream`. Raises `ProtocolError` when it may not open (see `Admission.admit`).
+        `charged_before`: its text is charged to the key's characters per minute where it is
+        accepted, not as the stream takes it (a cluster's SSE session: any server takes its text)."""
         lease = await self.admission.admit(client)
         limits = self.access.limits
 
         async def charge(chars: int) -> None:
-            await limits.take_chars(client, chars)
+            if not charged_before:
+                await limits.take_chars(client, chars)
 
         # Without keys every caller is anonymous and one key: its streams share the local voice
         # fairly among themselves (see providers/fair_queue.py).

@@ -71,3 +71,30 @@ async def test_an_outage_is_an_error_of_ours_and_the_link_recovers(caplog: pytes
     assert events.count("redis.unreachable") == 1
     assert events.count("redis.restored") == 1
     assert all(PASSWORD not in str(r.__dict__) for r in caplog.records)
+
+
+async def test_a_full_pool_waits_then_refuses_without_taking_redis_for_down() -> None:
+    with redis_server() as server:
+        link = RedisLink(server.url, max_connections=0)  # the floor: MIN_CONNECTIONS
+        try:
+            from stream_server.cluster.link import MIN_CONNECTIONS
+
+            # Every connection held by a blocking read, as SSE readers hold theirs.
+            stream = key("busy")
+
+            async def blocked() -> None:
+                await link.call(lambda r: r.xread({stream: "$"}, block=1500))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(MIN_CONNECTIONS):
+                    group.start_soon(blocked)
+                with pytest.raises(RedisUnavailable, match="in use"):
+                    with anyio.fail_after(10):
+                        while True:  # until every connection is held (bounded above)
+                            await link.call(lambda r: r.ping())
+                            await asyncio.sleep(0.01)
+                assert link.available
+            # The reads ended: a connection is free again.
+            assert await link.call(lambda r: r.ping())
+        finally:
+            await link.aclose()

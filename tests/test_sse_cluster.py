@@ -173,3 +173,28 @@ async def test_redis_away_refuses_new_sessions_with_503_and_recovers() -> None:
     assert [e.data["text"] for e in received if e.kind == "segment"] == ["Back again."]
     for node in (a, b):
         assert not [line for line in node.lines if "Traceback" in line]
+
+
+async def test_a_keys_characters_per_minute_hold_on_every_node_with_a_429() -> None:
+    """Text is charged where it is accepted, once: 100 characters a minute allow 60 on one node
+    and 40 on another (not 60 again on the owner as its stream applies them), then 429."""
+    key = "k" * 24
+    with redis_server() as redis:
+        async with AsyncExitStack() as stack:
+            options = ("--redis-url", redis.url, "--api-keys", key, "--key-chars-per-minute", "100")
+            a, b = await asyncio.gather(
+                *(stack.enter_async_context(server_process(*options, *NO_PAUSES)) for _ in range(2))
+            )
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(headers=headers) as http:
+                created = await http.post(f"{a.http_url}/v1/tts/sessions", json={"sample_rate": 24000})
+                assert created.status_code == 201, created.text
+                path = f"/v1/tts/sessions/{created.json()['id']}/text"
+                first = await http.post(f"{b.http_url}{path}", json={"text": "x" * 60, "seq": 0})
+                assert first.status_code == 200, first.text
+                second = await http.post(f"{a.http_url}{path}", json={"text": "y" * 40, "seq": 1})
+                assert second.status_code == 200, second.text
+                third = await http.post(f"{b.http_url}{path}", json={"text": "z" * 30, "seq": 2})
+                assert third.status_code == 429, third.text
+                assert third.json()["error"]["code"] == "rate_limited"
+                assert float(third.headers["Retry-After"]) > 0

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from ..logs import log_event
@@ -32,8 +33,10 @@ CONNECT_TIMEOUT_S = 1.0
 """Redis is on the same network as the servers: a connection that takes longer is a fault."""
 COMMAND_TIMEOUT_S = 2.0
 """No command of ours blocks in Redis (blocking reads pass their own, shorter, timeout)."""
-MAX_CONNECTIONS = 64
-"""The pool's bound: more concurrent calls wait for a connection (up to the command timeout)."""
+POOL_WAIT_S = 1.0
+"""How long a call waits for a free connection when the pool is at its bound."""
+MIN_CONNECTIONS = 16
+"""The pool's floor, for the commands of a process with few streams and connections."""
 PING_UP_S = 5.0
 PING_DOWN_S = 0.5
 """How often `watch()` pings while Redis answers, and while it does not (to notice it is back)."""
@@ -69,20 +72,32 @@ def key(*parts: str) -> str:
 
 
 class RedisLink:
-    """One per process, made from `--redis-url`. Use `call()` for every command or script."""
+    """One per process, made from `--redis-url`. Use `call()` for every command or script.
 
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    `max_connections` bounds the pool. An SSE session holds a connection in a blocking read on
+    its owner (its text) and on each server a reader of it is on (its events), so the app sizes
+    the pool from what it may hold open (--max-streams and --max-connections); past the bound a
+    call waits for a connection (a `BlockingConnectionPool`: redis-py's plain pool would fail at
+    once) for up to `POOL_WAIT_S`, and a call that still finds none is refused without
+    taking Redis for down.
+    """
+
+    def __init__(
+        self, url: str, *, max_connections: int = MIN_CONNECTIONS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.url = redacted(url)
-        self._client: redis.Redis = redis.Redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max(MIN_CONNECTIONS, max_connections),
+            timeout=POOL_WAIT_S,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=COMMAND_TIMEOUT_S,
-            max_connections=MAX_CONNECTIONS,
             # Bytes in, bytes out: values are ours (JSON, audio events), decoded where they are read.
             decode_responses=False,
             # A connection that has sat in the pool while Redis restarted is checked before use.
             health_check_interval=10,
         )
+        self._client: redis.Redis = redis.Redis(connection_pool=pool)
         self._clock = clock
         self._available = True
         self._changed = anyio.Event()
@@ -107,6 +122,11 @@ class RedisLink:
             result = await command(self._client)
         except ResponseError:
             raise
+        except RedisConnectionError as exc:
+            if _pool_exhausted(exc):
+                raise RedisUnavailable("every connection to Redis is in use; retry") from None
+            self._mark(False)
+            raise RedisUnavailable(f"Redis at {self.url} is unreachable ({type(exc).__name__})") from None
         except (RedisError, OSError) as exc:
             self._mark(False)
             raise RedisUnavailable(f"Redis at {self.url} is unreachable ({type(exc).__name__})") from None
@@ -130,6 +150,7 @@ class RedisLink:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._client.connection_pool.disconnect()
 
     def _mark(self, available: bool) -> None:
         if available == self._available:
@@ -144,3 +165,9 @@ class RedisLink:
             log_event(logger, "redis.unreachable", level=logging.WARNING, url=self.url)
         self._changed.set()
         self._changed = anyio.Event()
+
+
+def _pool_exhausted(exc: RedisConnectionError) -> bool:
+    """Whether a `BlockingConnectionPool` found no free connection in time (Redis itself is fine):
+    it raises a ConnectionError from the timeout of its wait."""
+    return isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc)

@@ -142,12 +142,19 @@ def stream_response(
 
 
 async def open_stream(
-    state: ServerState, options: StreamOptions, transport: str, client: Client, *, text: str | None = None
+    state: ServerState,
+    options: StreamOptions,
+    transport: str,
+    client: Client,
+    *,
+    text: str | None = None,
+    charged_before: bool = False,
 ) -> Stream:
     """A stream for one HTTP response. `text`: the whole input, pushed and ended here, so that a
-    refusal (a rate limit) is an HTTP error before the response starts. Raises `HttpError`."""
+    refusal (a rate limit) is an HTTP error before the response starts. `charged_before`: see
+    `ServerState.open_stream`. Raises `HttpError`."""
     try:
-        stream = await state.open_stream(options, transport, client=client)
+        stream = await state.open_stream(options, transport, client=client, charged_before=charged_before)
     except ProtocolError as exc:
         raise http_error(exc) from None
     if text is not None:

@@ -25,11 +25,11 @@ from ..cluster import RedisUnavailable, hashed
 from ..cluster.sse_store import SessionFacts, SessionStore
 from ..cluster.sse_wire import TextCommand, cluster_error, resume_error, session_keys
 from ..logs import log_event
-from ..protocol import Config, ErrorCode
+from ..protocol import Config, ErrorCode, ProtocolError
 from ..protocol.sse import KEEPALIVE
 from ..security import Client
 from ..server_state import ServerState
-from .http_common import HttpError, options_for
+from .http_common import HttpError, http_error, options_for
 from .http_stream import Write, open_stream
 from .sse_owner import SessionOwner
 
@@ -73,7 +73,7 @@ class ClusterSessions:
         if self._state.redis is not None and not self._state.redis.available:
             raise unavailable()  # before a stream slot is taken
         self._take_creation(client)
-        stream = await open_stream(self._state, options, "sse_session", client)
+        stream = await open_stream(self._state, options, "sse_session", client, charged_before=True)
         session_id = uuid.uuid4().hex
         keys = session_keys(session_id)
         try:
@@ -92,6 +92,18 @@ class ClusterSessions:
         """Puts the command in the session's text stream; returns the characters not yet
         synthesized. Raises `HttpError` as a local session does."""
         keys = session_keys(session_id)
+        # Charged here, where the text is accepted, so that the key's characters per minute
+        # (shared by every server) refuse it with a 429 as a local session does; the owner's
+        # stream does not charge it again. (A request refused below is charged all the same.)
+        try:
+            owner = await self._store.client_of(keys)
+        except RedisUnavailable:
+            raise unavailable() from None
+        if owner == client_name(client):  # else `append` answers 404, charging nothing
+            try:
+                await self._state.access.limits.take_chars(client, len(command.text))
+            except ProtocolError as exc:
+                raise http_error(exc) from None
         try:
             accepted = await self._store.append(
                 keys, client_name(client), command, seq, self._state.settings.max_pending_chars
@@ -179,7 +191,7 @@ class ClusterSessions:
             return
         try:
             options = options_for(self._state, msgspec.json.decode(facts.config, type=Config))
-            stream = await open_stream(self._state, options, "sse_session", client)
+            stream = await open_stream(self._state, options, "sse_session", client, charged_before=True)
         except HttpError as exc:
             # This node cannot run it now (its limits): another may; the lease is given back.
             log_event(logger, "sse.takeover_refused", level=logging.WARNING, session=session_id[:8], code=exc.code)

@@ -70,6 +70,24 @@ class AudioPipeline:
         self._seams = seams or SeamSettings()
         self._shaper: SegmentShaper | None = None
         self._fed = 0
+        self.sound_end_ms = 0.0
+        """Where the last ended segment's sound ended (its trailing silence trimmed), in output
+        audio from the pipeline's start, before the pause after it."""
+
+    @property
+    def position_ms(self) -> float:
+        """Output audio so far (framed, or waiting for a frame), from the pipeline's start: where
+        the next samples pushed begin, up to the resampler's delay line (under a millisecond)."""
+        return 1000.0 * (self._fed + self._fifo.samples) / self._rate
+
+    @property
+    def trimmed_ms(self) -> float | None:
+        """The provider's leading silence the current segment's shaper dropped, once it found the
+        segment's first sound (None before)."""
+        shaper = self._shaper
+        if shaper is None or not shaper.started:
+            return None
+        return 1000.0 * shaper.trimmed / shaper.rate
 
     @property
     def cheap(self) -> bool:
@@ -96,6 +114,7 @@ class AudioPipeline:
         rate = self._shaper.rate
         self._resample(self._shaper.end(), rate)
         self._shaper = None
+        self.sound_end_ms = self.position_ms
         # Where this segment's sound ends in the encoder's input (the resampler may still hold
         # its last few samples: they come out with the silence below).
         sound_end = self._fed + self._fifo.samples + RESAMPLER_FLUSH_SAMPLES

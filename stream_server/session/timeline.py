@@ -124,7 +124,10 @@ class SegmentPlacer:
         began, in case the shaper never found any sound."""
         if self._base_ms is None:
             self.start(base_ms, 0.0)
-        out = [self._place(word, end_ms) for word in self._held]
+        out = []
+        for timing in self._held:
+            out.append(word := self._place(timing, end_ms))
+            self._last_start_ms = word.start_ms
         self._held.clear()
         return out
 

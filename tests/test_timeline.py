@@ -14,6 +14,7 @@ from stream_server.protocol import Alignment, Cancelled, ErrorCode, SegmentStart
 from stream_server.providers import tone
 from stream_server.session.core import CoreLimits, StreamCore
 from stream_server.session.options import StreamOptions
+from stream_server.session.planned import Planned
 from stream_server.session.spoken import RECENT_WORDS, SpokenWords, TextOffsets
 from stream_server.session.timeline import PlacedWord, SegmentPlacer, pending, subsequence_offsets
 
@@ -198,8 +199,7 @@ def test_core_times_alignments_by_the_audio_sent_before_them() -> None:
     core = StreamCore(options(timestamps="word"), CoreLimits(ring_ms=10_000, max_pending_chars=1000), 0.0)
     core.text("Hi there. ", 0.0)
     planned = core.next_segment(core.epoch)
-    assert planned is not None and not isinstance(planned, type(None))
-    assert planned.text_offset == 0  # type: ignore[union-attr]
+    assert isinstance(planned, Planned) and planned.text_offset == 0
     frame = EncodedFrame(b"\0\0" * 480, 20.0)
     core.produce(core.epoch, SegmentStart(0, "Hi there."))
     for _ in range(3):

@@ -9,8 +9,9 @@ command takes `now`). The async runner (runner.py) and the transports only move 
 - synthesis: `next_segment` hands out the segments to synthesize, `fits`/`produce` take what was
   synthesized into the ring (bounded in ms of audio: backpressure), tagged with the `epoch` it
   was made in, so that nothing made before a barge-in is ever sent;
-- delivery: `next_output` says what to send now (control replies first, then the ring in order),
-  or until when to wait (pacing to real time), and `sent` accounts for what went out.
+- delivery: `next_output` says what to send now (control replies first, then the ring in order;
+  word timings put on the stream's timeline as they go, spoken.py), or until when to wait
+  (pacing to real time), and `sent` accounts for what went out.
 
 It owns the order of everything a client gets, the control lane, pacing, the statistics in
 `done`, when `done` is due, and the deadlines: a pending sentence end taken as one after a
@@ -30,7 +31,7 @@ from ..buffer import AudioRing, Pacer
 from ..media import EncodedFrame
 from ..protocol import Error, ErrorCode, ProtocolError, SegmentEnd, Warning
 from ..text import ScriptWatch, Segment, SentenceSegmenter
-from ..text.scripts import scripts_for
+from . import notices
 from .options import StreamOptions, ready_message
 from .outputs import Output, Stopped, Synthesized
 from .planned import END_OF_INPUT, EndOfInput, Planned
@@ -121,8 +122,7 @@ class StreamCore:
         self._spoken = SpokenWords(options.timestamps)
         self._control.append(ready_message(options))
         if options.timestamps != "none" and not options.provider_timestamps:
-            message = f"{options.provider} gives no word timings: no `alignment` messages on this stream"
-            self._warn(Warning(code=ErrorCode.TIMESTAMPS_UNAVAILABLE, message=message))
+            self._warn(notices.timestamps_unavailable(options.provider))
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -246,10 +246,8 @@ class StreamCore:
         self._configure(options)
 
     def refuse_config(self) -> None:
-        """A `config` was refused (an unknown provider or voice, a format it cannot have): the
-        stream stays unconfigured, refusing text, flush and end with `not_configured`, until a
-        valid `config` arrives. Running on the defaults in the first `ready` instead would send
-        audio in a format the client did not ask for."""
+        """A `config` was refused: the stream refuses text, flush and end (`not_configured`) until
+        a valid `config` arrives, not to send audio in a format the client did not ask for."""
         self._configured = False
 
     def require_configurable(self) -> None:
@@ -431,18 +429,12 @@ class StreamCore:
 
     def _warn_of_scripts(self, text: str, seq: int) -> None:
         """A `warning` for each script the stream's language does not cover, the first time."""
-        language = self.options.language
         for script in self._scripts.new_scripts(text):
-            expected = ", ".join(sorted(scripts_for(language) or ()))
-            message = (
-                f"{script} text, but the stream's language {language!r} is written in {expected}: "
-                "the voice may read it letter by letter (set `language` if it speaks it)"
-            )
-            self._warn(Warning(code=ErrorCode.UNSUPPORTED_SCRIPT, message=message, seq=seq))
+            self._warn(notices.unsupported_script(script, self.options.language, seq))
 
     def _warn(self, warning: Warning) -> None:
-        # Outside the control lane's bound (which counts the client's unread replies): each kind
-        # at most once per stream (a script once), so bounded.
+        # Outside the control lane's bound (which counts the client's unread replies): bounded
+        # by the kinds there are (notices.py).
         self._lane_warnings += 1
         self._control.append(warning)
 

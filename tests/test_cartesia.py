@@ -237,7 +237,13 @@ async def test_sse_sends_chunks_then_done(tone_server: RunningServer) -> None:
     events = [block.split("\n") for block in answer.text.strip().split("\n\n")]
     names = [lines[0].removeprefix("event: ") for lines in events]
     messages = [json.loads(lines[1].removeprefix("data: ")) for lines in events]
-    assert set(names[:-1]) == {"chunk"} and names[-1] == "done"
+    assert set(names[:-1]) == {"chunk", "timestamps"} and names[-1] == "done"
     assert messages[-1] == {"type": "done", "done": True, "status_code": 200, "context_id": "sse-1"}
-    audio = b"".join(base64.b64decode(m["data"]) for m in messages[:-1])
+    audio = b"".join(base64.b64decode(m["data"]) for m in messages[:-1] if m["type"] == "chunk")
     assert ms_of(audio) == pytest.approx(tone.expected_duration_ms(FIRST), abs=PER_SEGMENT_MS)
+    # add_timestamps: each word in seconds from the first audio, before the chunk holding it.
+    stamps = [m["word_timestamps"] for m in messages if m["type"] == "timestamps"]
+    assert [w for s in stamps for w in s["words"]] == FIRST.split()
+    starts = [t for s in stamps for t in s["start"]]
+    assert starts == pytest.approx([0.08 * i for i in range(len(FIRST.split()))], abs=0.001)
+    assert all(m["type"] == "timestamps" for m, name in zip(messages, names, strict=True) if name == "timestamps")

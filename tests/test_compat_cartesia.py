@@ -18,6 +18,7 @@ from stream_server.providers import tone
 
 from .conftest import RunningServer
 from .helpers import wait_for
+from .test_ws_stream import expected_segment_ms
 
 NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
 if not os.environ.get("CI"):  # CI installs the extra: there, a missing library fails the import below
@@ -28,6 +29,7 @@ import aiohttp  # noqa: E402  (installed with the extra)
 from livekit.plugins import cartesia as livekit_cartesia  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     InterruptionFrame,
+    TTSTextFrame,
 )
 from pipecat.services.cartesia.tts import CartesiaTTSService  # noqa: E402
 
@@ -158,3 +160,18 @@ async def test_livekit_barge_in_ends_the_stream_on_the_server(
     await wait_for(lambda: len(paced_server.state.admission) == 0, timeout=5)
     assert time.monotonic() - started < tone.expected_duration_ms(LONG) / 1000
     assert livekit_complaints(caplog) == []
+
+
+async def test_pipecat_gets_word_timestamps(paced_server: RunningServer, pipecat_complaints: list[str]) -> None:
+    """Pipecat asks `add_timestamps` and turns Cartesia's `timestamps` into its word frames."""
+    agent = pipecat_agent(paced_server)
+    await speaks_a_reply_as_it_streams(agent)
+    words = [f for f in agent.recorder.frames if isinstance(f, TTSTextFrame)]
+    assert [f.text for f in words] == (FIRST + " " + SECOND).split()
+    # Each word where its beep is in the context's audio: 80 ms a word, the second sentence after
+    # the first's audio (its resampler flush included).
+    first_ms = expected_segment_ms(FIRST)
+    expected = [80.0 * i for i in range(len(FIRST.split()))] + [first_ms + 80.0 * i for i in range(len(SECOND.split()))]
+    got = [(f.pts - words[0].pts) / 1e6 for f in words]
+    assert got == pytest.approx(expected, abs=1.0)
+    assert pipecat_complaints == []

@@ -18,6 +18,7 @@ from stream_server.providers import tone
 
 from .conftest import RunningServer
 from .helpers import wait_for
+from .test_ws_stream import expected_segment_ms
 
 NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
 if not os.environ.get("CI"):  # CI installs the extra: there, a missing library fails the import below
@@ -31,6 +32,7 @@ from elevenlabs.core.api_error import ApiError  # noqa: E402
 from livekit.plugins import elevenlabs as livekit_elevenlabs  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     InterruptionFrame,
+    TTSTextFrame,
 )
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService  # noqa: E402
 
@@ -181,3 +183,19 @@ async def test_sdk_http_stream_refuses_an_unknown_voice(paced_server: RunningSer
             pass
     assert refused.value.status_code == 404
     assert refused.value.body["detail"]["status"] == "voice_not_found"
+
+
+async def test_pipecat_gets_word_timestamps_from_the_alignment(
+    paced_server: RunningServer, pipecat_complaints: list[str]
+) -> None:
+    """Pipecat turns each audio message's `alignment` into its word frames: every word, at its
+    beep's time (Pipecat adds each message's span to its clock, so spans must tile)."""
+    agent = pipecat_agent(paced_server)
+    await speaks_a_reply_as_it_streams(agent)
+    words = [f for f in agent.recorder.frames if isinstance(f, TTSTextFrame)]
+    assert [f.text for f in words] == (FIRST + " " + SECOND).split()
+    first_ms = expected_segment_ms(FIRST)
+    expected = [80.0 * i for i in range(len(FIRST.split()))] + [first_ms + 80.0 * i for i in range(len(SECOND.split()))]
+    got = [(f.pts - words[0].pts) / 1e6 for f in words]
+    assert got == pytest.approx(expected, abs=1.5)  # whole milliseconds on the wire
+    assert pipecat_complaints == []

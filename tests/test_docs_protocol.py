@@ -71,19 +71,23 @@ def test_every_field_of_every_server_message_is_in_the_tables() -> None:
 
 async def test_every_field_a_server_sends_is_in_the_tables(tone_server: RunningServer) -> None:
     transcript = Transcript()
-    async with connect(tone_server.ws_url) as ws:
+    async with connect(f"{tone_server.ws_url}?timestamps=char") as ws:
         await ws.send("not json")  # error
         await send(ws, type="text", text="Hello there.")
         await send(ws, type="flush")
         await receive_until(ws, "segment_end", transcript)
-        await send(ws, type="cancel")
+        await send(ws, type="cancel", played_ms=100)
         await receive_until(ws, "cancelled", transcript)
         await send(ws, type="text", text="And again. 你好。")  # a warning: Han text for English
         await send(ws, type="end")
         transcript.items += (await receive_all(ws)).items
     sent = transcript.messages()
-    assert {m["type"] for m in sent} >= {"ready", "error", "segment", "segment_end", "cancelled", "warning", "done"}
+    assert {m["type"] for m in sent} >= {
+        "ready", "error", "segment", "alignment", "segment_end", "cancelled", "warning", "done"
+    }  # fmt: skip
     assert "provider_ms" in transcript.messages("done")[0]
+    assert {"last_sent", "last_heard", "played_ms", "audio_ms"} <= set(transcript.messages("cancelled")[0])
+    assert "chars" in transcript.messages("alignment")[0]
     summary, tables = summary_table(), field_tables()
     for message in sent:
         fields = set(message) - {"type"}

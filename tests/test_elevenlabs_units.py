@@ -130,3 +130,37 @@ def test_renderings() -> None:
     stopped = single.render(None, Stopped(ProtocolError(ErrorCode.IDLE_TIMEOUT, "no text for 20 s")))
     assert json.loads(stopped[0].data)["error"] == "input_timeout_exceeded"  # type: ignore[union-attr]
     assert isinstance(stopped[1], CloseSocket) and stopped[1].code == 1008
+
+
+# -- alignment --------------------------------------------------------------------------------------
+
+
+def test_alignment_spans_tile_the_timeline_and_each_word_ends_with_its_space() -> None:
+    from stream_server.protocol import AlignedChar, AlignedWord, Alignment
+    from stream_server.transports.compat.elevenlabs.alignment import AlignmentClock
+
+    def aligned(*words: tuple[str, float, float]) -> Alignment:
+        chars = [
+            AlignedChar(char=c, start_ms=s + k * (e - s) / len(t), end_ms=s + (k + 1) * (e - s) / len(t))
+            for t, s, e in words for k, c in enumerate(t)
+        ]  # fmt: skip
+        return Alignment(seq=0, words=[AlignedWord(text=t, start_ms=s, end_ms=e) for t, s, e in words], chars=chars)
+
+    clock = AlignmentClock()
+    assert clock.take() is None
+    clock.add(aligned(("Hi", 10.0, 70.0)))
+    clock.add(aligned(("you", 90.0, 150.0)))  # two before one audio message: one alignment
+    first = clock.take()
+    assert first is not None and clock.take() is None
+    assert first["chars"] == ["H", "i", " ", "y", "o", "u", " "]
+    assert first["charStartTimesMs"] == [10, 40, 70, 90, 110, 130, 150]
+    clock.add(aligned(("there.", 400.0, 460.0)))  # after a pause
+    second = clock.take()
+    assert second is not None
+    # Times restart at the previous span's end (150 ms): a client adding spans stays on time.
+    assert second["charStartTimesMs"][0] == 250
+    span = first["charStartTimesMs"][-1] + first["charDurationsMs"][-1]
+    assert span + second["charStartTimesMs"][0] == 400
+    clock.add(aligned(("dropped", 500.0, 560.0)))
+    clock.drop()  # a barge-in: its audio is never sent
+    assert clock.take() is None

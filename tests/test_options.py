@@ -40,8 +40,10 @@ def test_defaults() -> None:
         sample_rate=24000,
         frame_ms=20,
         speed=1.0,
+        provider_timestamps=True,  # the tone provider times its words
     )
     assert options.channels == 1
+    assert options.timestamps == "none"
 
 
 def test_default_voice_is_the_providers_first_voice() -> None:

@@ -180,6 +180,7 @@ async def test_full_call_plays_every_segment_with_marks_at_real_time(tone_provid
                 (2, "Six.", True),
             ]
             assert [s["audio_ms"] for s in heard] == [len(s) / BYTES_PER_MS for s in expected]
+            assert [s["heard_words"] for s in heard] == [["One", "two", "three."], ["Four", "five."], ["Six."]]
             assert state["report"]["partly_heard"] == state["report"]["not_heard"] == state["report"]["pending"] == []
             assert state["inbound_media_frames"] > 0
             assert state["marks_echoed"] == 3
@@ -210,6 +211,11 @@ async def test_barge_in_mid_segment_clears_cancels_and_plays_no_stale_audio(tone
         assert (first["seq"], first["status"], first["text"]) == (0, "partly_heard", long_sentence)
         # The bridge's estimate of what was heard matches what the peer had played at the clear.
         assert abs(first["heard_ms"] - clear.played_bytes / BYTES_PER_MS) < 60
+        # The words heard: those whose beep had begun (one every 80 ms) when the peer cleared.
+        heard_words = int(clear.played_bytes / BYTES_PER_MS // 80) + 1
+        assert abs(len(first["heard_words"]) - heard_words) <= 1 and set(first["heard_words"]) == {"word"}
+        assert first["heard_text"] == " ".join(first["heard_words"])
+        assert all(s["heard_words"] in ([], None) for s in later)
         assert first["heard_ms"] < first["audio_ms"] < 2400
         assert all(s["status"] == "not_heard" for s in later)
         assert barge_in["report"]["heard"] == [] and barge_in["report"]["pending"] == []

@@ -62,6 +62,7 @@ async def test_ready_reflects_url_parameters(tone_server: RunningServer) -> None
         "idle_timeout_s": 30.0,
         "max_stream_s": 3600.0,
         "emoji": "skip",
+        "timestamps": "none",
     }
 
 

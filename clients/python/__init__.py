@@ -18,6 +18,7 @@ from .errors import (
     Unauthorized,
 )
 from .messages import (
+    Alignment,
     AudioChunk,
     Cancelled,
     Config,
@@ -34,6 +35,7 @@ from .synthesize import SegmentTiming, SynthesisResult, synthesize, synthesize_s
 
 __all__ = [
     "DEFAULT_URL",
+    "Alignment",
     "AudioChunk",
     "Cancelled",
     "Config",

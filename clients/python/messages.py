@@ -45,7 +45,8 @@ class Flush(_ClientMessage, tag="flush"):
 
 
 class Cancel(_ClientMessage, tag="cancel"):
-    pass
+    played_ms: float | None = None
+    """The client's playback position on the stream's timeline: `cancelled` names the last word heard."""
 
 
 class End(_ClientMessage, tag="end"):
@@ -93,8 +94,29 @@ class SegmentEnd(_ServerMessage, tag="segment_end", kw_only=True):
     audio_ms: float
 
 
-class Cancelled(_ServerMessage, tag="cancelled"):
+class AlignedWord(msgspec.Struct, kw_only=True):
+    text: str
+    start_ms: float
+    end_ms: float
+    char_start: int | None = None
+    char_end: int | None = None
+    seq: int | None = None
+    """In `cancelled` only: the word's segment."""
+
+
+class Alignment(_ServerMessage, tag="alignment", kw_only=True):
+    """With `timestamps`: when the words of segment `seq` are heard, on the stream's timeline."""
+
+    seq: int
+    words: list[AlignedWord]
+
+
+class Cancelled(_ServerMessage, tag="cancelled", kw_only=True):
     """Answers `cancel`: everything after it comes from text sent after the cancel."""
+
+    audio_ms: float | None = None
+    last_sent: AlignedWord | None = None
+    last_heard: AlignedWord | None = None
 
 
 class Done(_ServerMessage, tag="done", kw_only=True):
@@ -122,7 +144,7 @@ class Warning(_ServerMessage, tag="warning", kw_only=True):  # the protocol's na
     seq: int | None = None
 
 
-ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error | Warning
+ServerMessage = Ready | SegmentStart | SegmentEnd | Alignment | Cancelled | Done | Error | Warning
 
 _SERVER_TAGS = frozenset(str(kind.__struct_config__.tag) for kind in ServerMessage.__args__)
 _encoder = msgspec.json.Encoder()
@@ -162,5 +184,5 @@ class AudioChunk(msgspec.Struct, frozen=True, kw_only=True):
     received_at: float
 
 
-Event = AudioChunk | Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error | Warning
+Event = AudioChunk | Ready | SegmentStart | SegmentEnd | Alignment | Cancelled | Done | Error | Warning
 """What iterating a stream yields."""

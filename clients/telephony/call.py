@@ -20,12 +20,25 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 
-from ..python.messages import Cancel, Cancelled, Done, End, Error, Flush, SegmentEnd, SegmentStart, Text, Warning
-from .ledger import HeardReport, SegmentLedger, SegmentRecord, mark_name
+from ..python.messages import (
+    Alignment,
+    Cancel,
+    Cancelled,
+    Done,
+    End,
+    Error,
+    Flush,
+    SegmentEnd,
+    SegmentStart,
+    Text,
+    Warning,
+)
+from .ledger import HeardReport, SegmentLedger, SegmentRecord, TimedWord, mark_name
 from .options import BridgeOptions
 from .playout import Framer, PlayoutClock
 from .twilio_protocol import (
     FRAME_MS,
+    SAMPLE_RATE,
     Clear,
     Dtmf,
     InboundMark,
@@ -170,7 +183,14 @@ class Call:
 
     async def _pump_upstream(self) -> None:
         current_seq: int | None = None
+        # The server's timeline (its audio so far, as `alignment` times count it) and where the
+        # current segment began on it: a word's offset in its segment is its time minus that.
+        server_ms = segment_at_ms = 0.0
         async for event in self._upstream.events():
+            if isinstance(event, bytes):
+                server_ms += 1000.0 * len(event) / SAMPLE_RATE  # μ-law: a byte a sample
+            elif isinstance(event, SegmentStart):
+                segment_at_ms = server_ms
             if isinstance(event, Cancelled):
                 self._cancels_pending = max(0, self._cancels_pending - 1)
                 if self._cancels_pending == 0:
@@ -197,6 +217,9 @@ class Call:
                 self._framer.reset()
                 self._ledger.announce(event.seq, event.text)
                 await self._queue.put(_SegmentStarts(generation, event.seq))
+            elif isinstance(event, Alignment):
+                words = [TimedWord(text=w.text, offset_ms=w.start_ms - segment_at_ms) for w in event.words]
+                self._ledger.timed(event.seq, words)
             elif isinstance(event, SegmentEnd):
                 last = self._framer.finish()
                 if last is not None and current_seq is not None:

@@ -2,7 +2,8 @@
 
 A segment is `heard` when, and only when, Twilio echoes the mark sent after its last frame. A
 barge-in settles the segments still in flight from the playout clock: the one being played is
-`partly_heard` (with an estimate of how much), the ones after it `not_heard`. Twilio echoes the marks that a `clear`
+`partly_heard` (with an estimate of how much), the ones after it `not_heard`. With the server's
+word timings, each settled record also names the words heard (`heard_words`, `heard_text`). Twilio echoes the marks that a `clear`
 dropped too; those echoes must not count as playback, so their names are remembered and ignored.
 
 Every piece of text the call was given is in exactly one place: the server numbers a segment when
@@ -53,6 +54,18 @@ class SegmentRecord(msgspec.Struct, kw_only=True):
     """True when Twilio's mark echo confirmed the playback (not a clock estimate)."""
     start_ms: float | None = None
     """Position of its first frame on the playback timeline."""
+    words: list[TimedWord] = msgspec.field(default_factory=list)
+    """The server's word timings for it (its `alignment` messages), from its first frame."""
+    heard_words: list[str] | None = None
+    """Once settled, the words whose start the caller heard (None: the server gave no timings)."""
+    heard_text: str | None = None
+    """Its text up to the end of the last word heard: what an agent keeps as said."""
+
+
+class TimedWord(msgspec.Struct, kw_only=True):
+    text: str
+    offset_ms: float
+    """From the segment's first frame."""
 
 
 class HeardReport(msgspec.Struct, kw_only=True):
@@ -106,6 +119,12 @@ class SegmentLedger:
         text = self._given.unspoken_text.strip()
         return SegmentRecord(seq=None, text=text) if text else None
 
+    def timed(self, seq: int, words: list[TimedWord]) -> None:
+        """Word timings of segment `seq` (bounded: one per word of its text)."""
+        record = self._records.get(seq)
+        if record is not None:
+            record.words += words
+
     def started(self, seq: int, position_ms: float) -> None:
         record = self._records.get(seq)
         if record is not None and record.status is SegmentStatus.QUEUED:
@@ -134,6 +153,7 @@ class SegmentLedger:
         record.status = SegmentStatus.HEARD
         record.heard_ms = record.audio_ms
         record.confirmed = True
+        _settle_words(record, len(record.words))
         return record
 
     def interrupt(self, played_ms: float) -> list[SegmentRecord]:
@@ -153,6 +173,7 @@ class SegmentLedger:
                 record.status = SegmentStatus.PARTLY_HEARD
             else:
                 record.status = SegmentStatus.NOT_HEARD
+            _settle_words(record, sum(1 for word in record.words if word.offset_ms < heard))
             settled.append(record)
         while len(self._cleared_marks) > self._max:
             self._cleared_marks.popitem(last=False)
@@ -187,3 +208,17 @@ class SegmentLedger:
             not_heard=having(SegmentStatus.NOT_HEARD),
             pending=having(*IN_FLIGHT),
         )
+
+
+def _settle_words(record: SegmentRecord, heard: int) -> None:
+    """The first `heard` of the record's words were heard: name them, and the text they end."""
+    if not record.words:
+        return  # no timings: the record says how much audio was heard, not which words
+    words = record.words[:heard]
+    record.heard_words = [word.text for word in words]
+    end = 0
+    for word in words:  # each word is the segment's own text, in order
+        found = record.text.find(word.text, end)
+        if found >= 0:
+            end = found + len(word.text)
+    record.heard_text = record.text[:end]

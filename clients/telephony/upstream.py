@@ -26,7 +26,10 @@ from .twilio_protocol import FRAME_MS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-TELEPHONY_PARAMS = {"format": "mulaw", "sample_rate": str(SAMPLE_RATE), "frame_ms": str(FRAME_MS)}
+# Word timings too, so that a barge-in can say which words the caller heard.
+TELEPHONY_PARAMS = {
+    "format": "mulaw", "sample_rate": str(SAMPLE_RATE), "frame_ms": str(FRAME_MS), "timestamps": "word",
+}  # fmt: skip
 OPEN_TIMEOUT_S = 10.0
 # The websockets library buffers at most this many incoming messages (its own flow control).
 RECEIVE_QUEUE_MESSAGES = 32

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--format", default="pcm")
     stream.add_argument("--sample-rate", type=int)
     stream.add_argument("--frame-ms", type=int)
+    stream.add_argument("--timestamps", choices=("word", "char"), help="ask for alignment messages (default none)")
     stream.add_argument(
         "--max-lead-ms", type=int,
         help="server pacing per stream (default: the server's for player, 0 = unpaced for fast)",
@@ -117,6 +118,7 @@ def level_configs(args: argparse.Namespace, base_http: str, pid: int | None) -> 
         sample_rate=args.sample_rate,
         frame_ms=args.frame_ms,
         max_lead_ms=max_lead,
+        timestamps=args.timestamps,
     )
     base = LevelConfig(
         base_http=base_http,

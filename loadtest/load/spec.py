@@ -18,11 +18,13 @@ class StreamSpec:
     frame_ms: int | None = None
     max_lead_ms: int | None = None
     """None: the server's default pacing."""
+    timestamps: str | None = None
+    """"word" or "char": the streams ask for `alignment` messages (their cost is what is measured)."""
 
     def config_fields(self) -> dict[str, Any]:
         """As URL query parameters / a session's JSON body: only what is set."""
         fields: dict[str, Any] = {"provider": self.provider, "format": self.format}
-        for name in ("voice", "sample_rate", "frame_ms", "max_lead_ms"):
+        for name in ("voice", "sample_rate", "frame_ms", "max_lead_ms", "timestamps"):
             value = getattr(self, name)
             if value is not None:
                 fields[name] = value

@@ -70,6 +70,26 @@ class AudioPipeline:
         self._seams = seams or SeamSettings()
         self._shaper: SegmentShaper | None = None
         self._fed = 0
+        self._resampler_lag_ms = 0.0
+        """Audio the resampler took and has not given back yet (its delay line)."""
+        self.sound_end_ms = 0.0
+        """Where the last ended segment's sound ended (its trailing silence trimmed), in output
+        audio from the pipeline's start, before the pause after it."""
+
+    @property
+    def position_ms(self) -> float:
+        """Output audio so far (framed, waiting for a frame, or in the resampler's delay line),
+        from the pipeline's start: where the next samples pushed begin."""
+        return 1000.0 * (self._fed + self._fifo.samples) / self._rate + self._resampler_lag_ms
+
+    @property
+    def trimmed_ms(self) -> float | None:
+        """The provider's leading silence the current segment's shaper dropped, once it found the
+        segment's first sound (None before)."""
+        shaper = self._shaper
+        if shaper is None or not shaper.started:
+            return None
+        return 1000.0 * shaper.trimmed / shaper.rate
 
     @property
     def cheap(self) -> bool:
@@ -96,6 +116,7 @@ class AudioPipeline:
         rate = self._shaper.rate
         self._resample(self._shaper.end(), rate)
         self._shaper = None
+        self.sound_end_ms = self.position_ms
         # Where this segment's sound ends in the encoder's input (the resampler may still hold
         # its last few samples: they come out with the silence below).
         sound_end = self._fed + self._fifo.samples + RESAMPLER_FLUSH_SAMPLES
@@ -141,15 +162,18 @@ class AudioPipeline:
                 resampled.pts = None
                 self._fifo.write(resampled)
             self._resampler = Resampler(format=self._sample_format, layout="mono", rate=self._rate)
+            self._resampler_lag_ms = 0.0
         self._input_rate = rate
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
         )
         frame.sample_rate = rate
+        self._resampler_lag_ms += 1000.0 * len(samples) / rate
         for resampled in self._resampler.resample(frame):
             # The FIFO wants continuous timestamps; the resampler's are irrelevant here.
             resampled.pts = None
             self._fifo.write(resampled)
+            self._resampler_lag_ms -= 1000.0 * resampled.samples / self._rate
 
     def _drain_full_frames(self) -> list[EncodedFrame]:
         frames = self._fifo.samples // self._frame_samples

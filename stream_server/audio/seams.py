@@ -42,9 +42,17 @@ class SegmentShaper:
         self._ramp = np.linspace(0.0, 1.0, self._fade + 1, dtype=np.float32)[1:]
         self._leading = _empty()
         self._started = False
+        self.trimmed = 0
+        """Samples of leading silence dropped (final once `started`): where the output begins in
+        the provider's audio, for word timings."""
         # The end of what was pushed: the last `fade` samples of sound and any silence after
         # them. Held back until more sound arrives, or the segment ends.
         self._held = _empty()
+
+    @property
+    def started(self) -> bool:
+        """The first sound was found: the output has begun."""
+        return self._started
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Samples that are ready to go out; the rest is held back."""
@@ -78,11 +86,15 @@ class SegmentShaper:
     def _start(self, samples: np.ndarray) -> np.ndarray:
         loud = np.flatnonzero(np.abs(samples) > SILENCE_THRESHOLD)
         if not len(loud):
+            before = len(self._leading) + len(samples)
             self._leading = np.concatenate((self._leading, samples))[-self._max_leading :] if self._max_leading else _empty()
+            self.trimmed += before - len(self._leading)
             return _empty()
         onset = loud[0]
         lead = np.concatenate((self._leading, samples[:onset]))
-        lead = lead[len(lead) - self._max_leading :] if self._max_leading else _empty()
+        kept = lead[len(lead) - self._max_leading :] if self._max_leading else _empty()
+        self.trimmed += len(lead) - len(kept)
+        lead = kept
         sound = samples[onset:].copy()
         fade = min(self._fade, len(sound))
         sound[:fade] *= self._ramp[:fade]

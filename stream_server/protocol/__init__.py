@@ -3,6 +3,9 @@
 from .codec import decode_client_message, encode_server_message
 from .errors import ErrorCode, ProtocolError
 from .messages import (
+    AlignedChar,
+    AlignedWord,
+    Alignment,
     Cancel,
     Cancelled,
     ClientMessage,
@@ -11,6 +14,7 @@ from .messages import (
     End,
     Error,
     Flush,
+    HeardWord,
     Ready,
     SegmentEnd,
     SegmentStart,
@@ -20,6 +24,9 @@ from .messages import (
 )
 
 __all__ = [
+    "AlignedChar",
+    "AlignedWord",
+    "Alignment",
     "Cancel",
     "Cancelled",
     "ClientMessage",
@@ -29,6 +36,7 @@ __all__ = [
     "Error",
     "ErrorCode",
     "Flush",
+    "HeardWord",
     "ProtocolError",
     "Ready",
     "SegmentEnd",

@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     PROVIDER_FALLBACK = "provider_fallback"
     """A `warning`: the stream's provider failed on a segment before any audio, and the next
     provider of the fallback chain synthesized it."""
+    TIMESTAMPS_UNAVAILABLE = "timestamps_unavailable"
+    """A `warning`, once per stream: it asked for `timestamps`, but its provider gives no word
+    timings; the audio comes without `alignment` messages."""
     UNSUPPORTED_SCRIPT = "unsupported_script"
     """A `warning`, once per script in a stream: text in a script the stream's `language` is not
     written in (Chinese for an English voice), which its voice may read letter by letter."""

@@ -18,6 +18,8 @@ Language = Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 EagerWords = Annotated[int, Meta(ge=0, le=100)]
 TimeoutMs = Annotated[int, Meta(ge=0, le=60_000)]
 EmojiMode = Literal["skip", "read"]
+TimestampsMode = Literal["word", "char", "none"]
+PlayedMs = Annotated[float, Meta(ge=0)]
 ContextId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 """Names one of several streams on a socket (docs/protocol.md, "Contexts"); absent: the default one."""
 
@@ -49,6 +51,9 @@ class Config(_ClientMessage, tag="config", kw_only=True):
     emoji: EmojiMode | None = None
     """"skip" (default): emoji are taken out of the text the provider gets; "read": left in
     (voices read them by name)."""
+    timestamps: TimestampsMode | None = None
+    """"word": an `alignment` message before the audio of each word (from providers that give
+    timings); "char": with each character's times too; "none" (default): no `alignment`."""
 
 
 class Text(_ClientMessage, tag="text"):
@@ -68,6 +73,9 @@ class Cancel(_ClientMessage, tag="cancel"):
     """Barge-in: drop buffered text, pending segments and queued audio at once."""
 
     context: ContextId | None = None
+    played_ms: PlayedMs | None = None
+    """How much of the stream's audio the client has played (ms from its first frame): the
+    `cancelled` reply then names the last word heard."""
 
 
 class End(_ClientMessage, tag="end"):
@@ -108,6 +116,8 @@ class Ready(_ServerMessage, tag="ready", kw_only=True):
     """The longest a stream may stay open (`error` `stream_too_long`)."""
     emoji: str | None = None
     """"skip" or "read" (always sent; None only to keep older constructions valid)."""
+    timestamps: str | None = None
+    """"word", "char" or "none" (always sent; None only to keep older constructions valid)."""
     context: str | None = None
     """The context this message is about (absent: the default context). On every server message."""
 
@@ -128,9 +138,53 @@ class SegmentEnd(_ServerMessage, tag="segment_end"):
     context: str | None = None
 
 
-class Cancelled(_ServerMessage, tag="cancelled"):
-    """Follows the last audio frame that was sent before a `cancel` took effect."""
+class AlignedWord(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A word as the client's text writes it, and when it is heard on the stream's timeline (ms
+    from the stream's first audio frame). `char_start`/`char_end`: its offsets in all the text
+    the client sent on this stream (absent where they are not known)."""
 
+    text: str
+    start_ms: float
+    end_ms: float
+    char_start: int | None = None
+    char_end: int | None = None
+
+
+class AlignedChar(msgspec.Struct, kw_only=True):
+    char: str
+    start_ms: float
+    end_ms: float
+
+
+class HeardWord(AlignedWord, kw_only=True):
+    """A word of segment `seq` (in the `cancelled` reply)."""
+
+    seq: int
+
+
+class Alignment(_ServerMessage, tag="alignment", kw_only=True):
+    """When the words of segment `seq` are heard (`timestamps`: "word" or "char"): sent before
+    the audio frame holding the first word's start; each word in exactly one `alignment`."""
+
+    seq: int
+    words: list[AlignedWord]
+    chars: list[AlignedChar] | None = None
+    """With `timestamps: "char"`: each character of the words, in order (not the spaces between)."""
+    context: str | None = None
+
+
+class Cancelled(_ServerMessage, tag="cancelled", kw_only=True):
+    """Follows the last audio frame that was sent before a `cancel` took effect.
+
+    With word timings (providers that give them): `last_sent`, the last word whose audio had
+    begun to be sent, and with the `cancel`'s `played_ms`, `last_heard`, the last word whose
+    start the client had played (absent: no word yet, or older than the stream remembers)."""
+
+    audio_ms: float | None = None
+    """The stream's audio sent so far (ms): the timeline position the cancel took effect at."""
+    played_ms: float | None = None
+    last_sent: HeardWord | None = None
+    last_heard: HeardWord | None = None
     context: str | None = None
 
 
@@ -167,4 +221,4 @@ class Warning(_ServerMessage, tag="warning", kw_only=True):
     context: str | None = None
 
 
-ServerMessage = Ready | SegmentStart | SegmentEnd | Cancelled | Done | Error | Warning
+ServerMessage = Ready | SegmentStart | SegmentEnd | Alignment | Cancelled | Done | Error | Warning

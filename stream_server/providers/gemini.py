@@ -325,7 +325,7 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
 
 SPEC = ProviderSpec(
     name=GeminiProvider.name,
-    capabilities={"streaming": "SSE (streamGenerateContent)", "local": False},
+    capabilities={"streaming": "SSE (streamGenerateContent)", "local": False, "timestamps": []},
     settings_type=GeminiSettings,
     build=GeminiProvider.from_settings,
     default_voice=configured_voice,

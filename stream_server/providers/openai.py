@@ -302,7 +302,7 @@ def _generic_rate_limit(headers: Mapping[str, str]) -> dict[str, str]:
 
 SPEC = ProviderSpec(
     name=OpenAIProvider.name,
-    capabilities={"streaming": "chunked body or SSE", "local": False},
+    capabilities={"streaming": "chunked body or SSE", "local": False, "timestamps": []},
     settings_type=OpenAISettings,
     build=OpenAIProvider.from_settings,
     default_voice=configured_voice,

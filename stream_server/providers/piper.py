@@ -277,7 +277,7 @@ def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
 
 SPEC = ProviderSpec(
     name=PiperProvider.name,
-    capabilities={"streaming": "per sentence", "local": True},
+    capabilities={"streaming": "per sentence", "local": True, "timestamps": ["word", "char"]},
     settings_type=PiperSettings,
     build=build,
 )

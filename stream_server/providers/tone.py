@@ -1,18 +1,21 @@
 """`tone`: a deterministic, instant provider for protocol tests and for measuring the server itself.
 
 Each word becomes a short beep followed by a gap, so the audio's duration is an exact function of
-the text (`expected_duration_ms`) and no model time hides the server's own overhead.
+the text (`expected_duration_ms`) and no model time hides the server's own overhead. Each word's
+chunk carries its exact timing (`word_timings`): the beep is the word, its characters share it
+evenly.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import zlib
 from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 
-from ..media import PcmChunk
+from ..media import PcmChunk, WordTiming
 from .base import VoiceInfo, VoiceOptions
 from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
@@ -25,8 +28,24 @@ FADE_MS = 5
 _PITCH_BASE = {"beep": 440.0, "low": 220.0}
 
 
+_WORD_RE = re.compile(r"\S+")
+
+
 def word_count(text: str) -> int:
     return len(text.split())
+
+
+def word_timings(text: str, speed: float = 1.0) -> list[WordTiming]:
+    """When each word of `text` sounds in the tone provider's audio: its beep."""
+    total = _word_samples(speed)
+    beep_ms = round(total * BEEP_MS / (BEEP_MS + GAP_MS)) * 1000.0 / SAMPLE_RATE
+    timings = []
+    for index, match in enumerate(_WORD_RE.finditer(text)):
+        start = index * total * 1000.0 / SAMPLE_RATE
+        word = match.group()
+        char_ms = tuple(start + beep_ms * k / len(word) for k in range(len(word)))
+        timings.append(WordTiming(word, match.start(), match.end(), start, start + beep_ms, char_ms))
+    return timings
 
 
 def expected_duration_ms(text: str, speed: float = 1.0) -> float:
@@ -75,8 +94,8 @@ class ToneProvider:
 
     async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         base = _PITCH_BASE[options.voice]
-        for word in text.split():
-            yield PcmChunk(_beep(word, base, options.speed), SAMPLE_RATE)
+        for timing in word_timings(text, options.speed):
+            yield PcmChunk(_beep(timing.text, base, options.speed), SAMPLE_RATE, (timing,))
 
     async def aclose(self) -> None:
         return None
@@ -95,7 +114,12 @@ def build(settings: ToneSettings, shared: SharedHttpSettings) -> ToneProvider:
 
 SPEC = ProviderSpec(
     name=ToneProvider.name,
-    capabilities={"streaming": "per word", "local": True, "purpose": "tests and benchmarks"},
+    capabilities={
+        "streaming": "per word",
+        "local": True,
+        "purpose": "tests and benchmarks",
+        "timestamps": ["word", "char"],
+    },
     settings_type=ToneSettings,
     build=build,
 )

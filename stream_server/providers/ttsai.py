@@ -346,7 +346,7 @@ class _RequestBudget:
 
 SPEC = ProviderSpec(
     name=TTSAIProvider.name,
-    capabilities={"streaming": "SSE for kokoro/melotts, else queue and poll", "local": False},
+    capabilities={"streaming": "SSE for kokoro/melotts, else queue and poll", "local": False, "timestamps": []},
     settings_type=TTSAISettings,
     build=TTSAIProvider.from_settings,
     default_voice=configured_voice,

@@ -9,8 +9,9 @@ command takes `now`). The async runner (runner.py) and the transports only move 
 - synthesis: `next_segment` hands out the segments to synthesize, `fits`/`produce` take what was
   synthesized into the ring (bounded in ms of audio: backpressure), tagged with the `epoch` it
   was made in, so that nothing made before a barge-in is ever sent;
-- delivery: `next_output` says what to send now (control replies first, then the ring in order),
-  or until when to wait (pacing to real time), and `sent` accounts for what went out.
+- delivery: `next_output` says what to send now (control replies first, then the ring in order;
+  word timings put on the stream's timeline as they go, spoken.py), or until when to wait
+  (pacing to real time), and `sent` accounts for what went out.
 
 It owns the order of everything a client gets, the control lane, pacing, the statistics in
 `done`, when `done` is due, and the deadlines: a pending sentence end taken as one after a
@@ -28,13 +29,15 @@ from typing import Final
 
 from ..buffer import AudioRing, Pacer
 from ..media import EncodedFrame
-from ..protocol import Cancelled, Error, ErrorCode, ProtocolError, SegmentEnd, Warning
+from ..protocol import Error, ErrorCode, ProtocolError, SegmentEnd, Warning
 from ..text import ScriptWatch, Segment, SentenceSegmenter
-from ..text.scripts import scripts_for
+from . import notices
 from .options import StreamOptions, ready_message
 from .outputs import Output, Stopped, Synthesized
 from .planned import END_OF_INPUT, EndOfInput, Planned
+from .spoken import SpokenWords, TextOffsets
 from .stats import StreamStats
+from .timeline import PendingAlignment
 
 # Replies that may wait unread (a client flooding bad messages while not reading is cut off).
 CONTROL_LANE: Final = 32
@@ -102,6 +105,7 @@ class StreamCore:
         flows in a format the client did not ask for."""
         self._boundary_at: float | None = None
         self._abandon_at: float | None = None
+        self._offsets = TextOffsets()
         self._configure(options)
 
     def _configure(self, options: StreamOptions) -> None:
@@ -115,7 +119,10 @@ class StreamCore:
         self._scripts = ScriptWatch(options.language)
         self._ring: AudioRing[Synthesized | _StreamEnd] = AudioRing(self._limits.ring_ms, options.frame_ms)
         self._pacer = Pacer(options.max_lead_ms)
+        self._spoken = SpokenWords(options.timestamps)
         self._control.append(ready_message(options))
+        if options.timestamps != "none" and not options.provider_timestamps:
+            self._warn(notices.timestamps_unavailable(options.provider))
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -198,6 +205,7 @@ class StreamCore:
             self._charge(len(text))
         self._accepted = True
         self.stats.text_chars += len(text)
+        self._offsets.received(text)
         self._plan(self._segmenter.push(text), now)
         # A possible sentence end ("...at 10 a.m.") is taken as one after a pause in the text.
         timeout = self.options.boundary_timeout_ms
@@ -222,10 +230,11 @@ class StreamCore:
         self._input_ended = True
         self._segments.append(END_OF_INPUT)
 
-    def cancel(self, now: float) -> int:
+    def cancel(self, now: float, played_ms: float | None = None) -> int:
         """Barge-in: drop buffered text, pending segments and queued audio; returns the outputs
         dropped. Synthesis of the old epoch may still be running: nothing it makes is taken.
-        After `end`, the stream still finishes with `done`."""
+        After `end`, the stream still finishes with `done`. `played_ms`: the client's playback
+        position, for the `cancelled` reply's last word heard."""
         self._last_activity = now
         if not self.open:
             return 0
@@ -234,7 +243,7 @@ class StreamCore:
         if self._input_ended:
             self._segments.append(END_OF_INPUT)
         self._pacer.reset()
-        self.reply(Cancelled())
+        self.reply(self._spoken.cancelled(self.stats.audio_ms, played_ms))
         return dropped
 
     def reconfigure(self, options: StreamOptions, now: float) -> None:
@@ -247,10 +256,8 @@ class StreamCore:
         self._configure(options)
 
     def refuse_config(self) -> None:
-        """A `config` was refused (an unknown provider or voice, a format it cannot have): the
-        stream stays unconfigured, refusing text, flush and end with `not_configured`, until a
-        valid `config` arrives. Running on the defaults in the first `ready` instead would send
-        audio in a format the client did not ask for."""
+        """A `config` was refused: the stream refuses text, flush and end (`not_configured`) until
+        a valid `config` arrives, not to send audio in a format the client did not ask for."""
         self._configured = False
 
     def require_configurable(self) -> None:
@@ -380,16 +387,22 @@ class StreamCore:
             if type(output) is Stopped:
                 self.phase = Phase.FINISHED
             return output
-        if not self._ring or self.phase is not Phase.OPEN:
-            return None
-        head = self._ring.peek()
-        if type(head) is EncodedFrame and (delay := self._pacer.delay(now)) > PACING_SLACK_S:
-            return now + delay
-        self._ring.pop()
-        if type(head) is _StreamEnd:
-            self.phase = Phase.FINISHED
-            return self.stats.done_message(now)
-        return head  # type: ignore[return-value]  # the ring holds outputs and one _StreamEnd
+        while self._ring and self.phase is Phase.OPEN:
+            head = self._ring.peek()
+            if type(head) is EncodedFrame and (delay := self._pacer.delay(now)) > PACING_SLACK_S:
+                return now + delay
+            self._ring.pop()
+            if type(head) is _StreamEnd:
+                self.phase = Phase.FINISHED
+                return self.stats.done_message(now)
+            if type(head) is PendingAlignment:
+                # Timed from the audio after it: the audio sent so far puts it on the stream's timeline.
+                alignment = self._spoken.delivered(head, self.stats.audio_ms)
+                if alignment is None:
+                    continue  # recorded for `cancelled`; the client did not ask for it
+                return alignment
+            return head  # type: ignore[return-value]  # the ring holds outputs and one _StreamEnd
+        return None
 
     def sent(self, output: Output, now: float) -> None:
         """The transport has sent `output`."""
@@ -418,27 +431,22 @@ class StreamCore:
         for segment in segments:
             if self.stats.first_segment_at is None:
                 self.stats.first_segment_at = now
-            self._segments.append(Planned(self._next_seq, segment))
+            self._segments.append(Planned(self._next_seq, segment, self._offsets.planned(segment.text)))
             self._warn_of_scripts(segment.text, self._next_seq)
             self._next_seq += 1
             self._queued_chars += len(segment.text)
+        self._offsets.settle(self._segmenter.pending_chars)
 
     def _warn_of_scripts(self, text: str, seq: int) -> None:
         """A `warning` for each script the stream's language does not cover, the first time."""
-        language = self.options.language
         for script in self._scripts.new_scripts(text):
-            expected = ", ".join(sorted(scripts_for(language) or ()))
-            # Outside the control lane's bound (which counts the client's unread replies): once per
-            # script, so bounded by the scripts there are.
-            self._lane_warnings += 1
-            self._control.append(
-                Warning(
-                    code=ErrorCode.UNSUPPORTED_SCRIPT,
-                    message=f"{script} text, but the stream's language {language!r} is written in {expected}: "
-                    "the voice may read it letter by letter (set `language` if it speaks it)",
-                    seq=seq,
-                )
-            )
+            self._warn(notices.unsupported_script(script, self.options.language, seq))
+
+    def _warn(self, warning: Warning) -> None:
+        # Outside the control lane's bound (which counts the client's unread replies): bounded
+        # by the kinds there are (notices.py).
+        self._lane_warnings += 1
+        self._control.append(warning)
 
     def _drop_everything(self) -> int:
         """A new epoch: what is queued or being synthesized now is never sent."""
@@ -446,6 +454,7 @@ class StreamCore:
         dropped = self._ring.clear()
         self._segments.clear()
         self._segmenter.reset()
+        self._offsets.settle(0)
         self._queued_chars = 0
         self._boundary_at = None
         return dropped

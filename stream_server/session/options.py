@@ -10,6 +10,7 @@ import msgspec
 from ..audio.formats import FORMATS, PCM_RATES, OutputFormat, get_format
 from ..protocol import Config, ErrorCode, ProtocolError, Ready
 from ..providers.base import Provider
+from ..providers.registry import CAPABILITIES as PROVIDER_CAPABILITIES
 from ..settings import Settings, setting_error
 
 # Where a voice's own rate is not an offered pcm rate, pcm falls back to this one.
@@ -37,6 +38,10 @@ class StreamOptions:
     max_stream_s: float = 3600.0
     emoji: str = "skip"
     """"skip": emoji are taken out of the provider's text; "read": left in."""
+    timestamps: str = "none"
+    """"word", "char" or "none": which `alignment` messages the client gets."""
+    provider_timestamps: bool = False
+    """The provider gives word timings (its `timestamps` capability)."""
 
 
 def config_from_query(params: Mapping[str, str]) -> Config:
@@ -131,6 +136,8 @@ def resolve_options(
         idle_timeout_s=settings.idle_timeout_s,
         max_stream_s=settings.max_stream_s,
         emoji=requested.emoji or "skip",
+        timestamps=requested.timestamps or "none",
+        provider_timestamps=bool(PROVIDER_CAPABILITIES.get(provider_name, {}).get("timestamps")),
     )
 
 
@@ -154,6 +161,7 @@ def ready_message(options: StreamOptions) -> Ready:
         idle_timeout_s=options.idle_timeout_s,
         max_stream_s=options.max_stream_s,
         emoji=options.emoji,
+        timestamps=options.timestamps,
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..media import EncodedFrame
-from ..protocol import Cancelled, Done, Error, ProtocolError, Ready, SegmentEnd, SegmentStart, Warning
+from ..protocol import Alignment, Cancelled, Done, Error, ProtocolError, Ready, SegmentEnd, SegmentStart, Warning
+from .timeline import PendingAlignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +32,11 @@ class Relay:
     payload: object
 
 
-Output = EncodedFrame | Ready | SegmentStart | SegmentEnd | Warning | Error | Cancelled | Done | Stopped | Relay
+Output = (
+    EncodedFrame | Ready | SegmentStart | SegmentEnd | Alignment | Warning | Error | Cancelled | Done | Stopped | Relay
+)
 """Everything a stream sends."""
 
-Synthesized = EncodedFrame | SegmentStart | SegmentEnd | Warning | Error
-"""What synthesis puts into a stream's ring, in order with the audio."""
+Synthesized = EncodedFrame | SegmentStart | SegmentEnd | PendingAlignment | Warning | Error
+"""What synthesis puts into a stream's ring, in order with the audio (a `PendingAlignment` goes
+out as an `Alignment`, or not at all)."""

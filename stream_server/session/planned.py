@@ -15,6 +15,9 @@ class Planned:
 
     seq: int
     segment: Segment
+    text_offset: int | None = None
+    """Where the segment's text starts in all the text the client sent on the stream (for word
+    timings' character offsets; None where it could not be found)."""
 
     @property
     def text(self) -> str:

@@ -150,9 +150,10 @@ class Stream:
         self.core.end(self._clock())
         self._input_changed()
 
-    def cancel(self) -> int:
-        """Barge-in: when this returns, nothing made before it can be sent."""
-        dropped = self.core.cancel(self._clock())
+    def cancel(self, played_ms: float | None = None) -> int:
+        """Barge-in: when this returns, nothing made before it can be sent. `played_ms`: the
+        client's playback position (the `cancelled` reply names the last word heard)."""
+        dropped = self.core.cancel(self._clock(), played_ms)
         if self._metrics is not None:
             self._metrics.cancels.inc()
         log_event(logger, "stream.cancel", stream=self.id, dropped_items=dropped)

@@ -33,6 +33,7 @@ from ..providers.base import Provider, ProviderError, Urgency, VoiceOptions
 from .outputs import Synthesized
 from .pauses import Pauses
 from .planned import EndOfInput, Planned
+from .timeline import PlacedWord, SegmentPlacer, pending
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +122,18 @@ class _Job:
         self.held = None
         if isinstance(first, _End):
             return None, True
-        pieces, total = [first.samples], len(first.samples)
+        pieces, total, words = [first.samples], len(first.samples), list(first.words)
         while total < first.sample_rate * ENCODE_SLICE_MS // 1000 and not self.chunks.empty():
             following = self.chunks.get_nowait()
             if isinstance(following, _End):
-                return _joined(pieces, first.sample_rate), True
+                return _joined(pieces, first.sample_rate, words), True
             if following.sample_rate != first.sample_rate:
                 self.held = following
                 break
             pieces.append(following.samples)
+            words += following.words
             total += len(following.samples)
-        return _joined(pieces, first.sample_rate), False
+        return _joined(pieces, first.sample_rate, words), False
 
 
 class Synthesis:
@@ -161,6 +163,8 @@ class Synthesis:
         self._jobs: asyncio.Queue[_Job | _End] = asyncio.Queue()
         self._unemitted = 0
         """Jobs created and not yet emitted: a new job is urgent when no earlier one is left."""
+        self._put_ms = 0.0
+        """The audio this epoch put into the ring: where in the epoch's timeline the ring's end is."""
 
     async def run(self) -> None:
         """Until every segment of the input is in the ring (forever, while input goes on)."""
@@ -259,18 +263,38 @@ class Synthesis:
         if not job.text:
             await self._close_segment(job)  # no audio, and no pause around nothing said
             return
-        segment = job.planned.segment
+        segment, audio = job.planned.segment, self._audio
         if pause := self._pauses.before(segment):
-            await self._put_frames(job, await self._encode(self._audio.pause, pause))
+            await self._put_frames(job, await self._encode(audio.pause, pause))
+        # Where the segment's audio begins on the epoch's timeline; its words are placed from there.
+        base_ms = audio.position_ms
+        placer = SegmentPlacer(job.text, job.planned.text, job.planned.text_offset)
         while True:
             chunk, ended = await job.next_audio()
             if chunk is not None:
+                placer.add(chunk.words)
                 for piece in _slices(chunk):
-                    await self._put_frames(job, await self._encode(self._audio.push, piece))
+                    frames = await self._encode(audio.push, piece)
+                    if not placer.started and (trimmed_ms := audio.trimmed_ms) is not None:
+                        placer.start(base_ms, trimmed_ms)
+                    # A word's timing goes just before the frames that may hold its first sample.
+                    await self._put_alignment(job, placer.release(audio.position_ms))
+                    await self._put_frames(job, frames)
             if ended:
                 break
-        await self._put_frames(job, await self._encode(self._audio.end_segment, self._pauses.after(segment)))
+        frames = await self._encode(audio.end_segment, self._pauses.after(segment))
+        # No word outlasts the segment's sound (the provider's trailing silence was trimmed).
+        await self._put_alignment(job, placer.rest(base_ms, max(base_ms, audio.sound_end_ms)))
+        await self._put_frames(job, frames)
         await self._close_segment(job, *(job.error or (None, "")))
+
+    async def _put_alignment(self, job: _Job, words: list[PlacedWord]) -> None:
+        if not words:
+            return
+        if not job.started:
+            await self._sink.put(self._epoch, SegmentStart(job.planned.seq, job.planned.text))
+            job.started = True
+        await self._sink.put(self._epoch, pending(job.planned.seq, words, self._put_ms))
 
     async def _close_segment(self, job: _Job, code: str | None = None, message: str = "") -> None:
         seq = job.planned.seq
@@ -308,6 +332,7 @@ class Synthesis:
                 await self._sink.put(self._epoch, SegmentStart(job.planned.seq, job.planned.text))
                 job.started = True
             await self._sink.put(self._epoch, frame, frame.duration_ms)
+            self._put_ms += frame.duration_ms
             if job is not None:
                 job.audio_ms += frame.duration_ms
 
@@ -315,8 +340,8 @@ class Synthesis:
         log_event(logger, event, level=level, stream=self._sink.id, seq=job.planned.seq, **fields)
 
 
-def _joined(pieces: list[np.ndarray], rate: int) -> PcmChunk:
-    return PcmChunk(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), rate)
+def _joined(pieces: list[np.ndarray], rate: int, words: list) -> PcmChunk:
+    return PcmChunk(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), rate, tuple(words))
 
 
 def _checked(chunk: PcmChunk) -> PcmChunk:
@@ -325,7 +350,7 @@ def _checked(chunk: PcmChunk) -> PcmChunk:
     if samples.ndim != 1 or chunk.sample_rate <= 0:
         raise ProviderError(f"provider sent unusable audio (shape {samples.shape}, rate {chunk.sample_rate})")
     if samples.dtype != np.float32:
-        return PcmChunk(samples.astype(np.float32), chunk.sample_rate)
+        return PcmChunk(samples.astype(np.float32), chunk.sample_rate, chunk.words)
     return chunk
 
 

@@ -3,7 +3,7 @@
     POST   /v1/tts/sessions              config fields → 201 {"id", "text_url", "events_url"}
     POST   /v1/tts/sessions/{id}/text    {"text", "flush"?, "end"?, "seq"?}
     GET    /v1/tts/sessions/{id}/events  text/event-stream (resumable with Last-Event-ID)
-    DELETE /v1/tts/sessions/{id}         barge-in, as the WebSocket's `cancel`
+    DELETE /v1/tts/sessions/{id}         barge-in, as the WebSocket's `cancel` (`?played_ms=`: its playback position)
 
 A session's stream renders its outputs into a log of numbered events (event_log.py); readers
 follow the log with a cursor. The stream runs only a little ahead of what readers took: without a
@@ -107,10 +107,10 @@ class SseSession:
         if request.seq is not None:
             self._next_text_seq += 1
 
-    def cancel(self) -> None:
+    def cancel(self, played_ms: float | None = None) -> None:
         self.last_active = self._clock()
         if self.stream is not None:  # a finished stream has nothing left to cancel
-            self.stream.cancel()
+            self.stream.cancel(played_ms)
 
     def _live_stream(self) -> Stream:
         if self.stream is None:
@@ -356,8 +356,22 @@ async def delete_session(request: Request) -> Response:
         return JSONResponse({"cancelled": True})
     try:
         session = _sessions(request).get(request.path_params["session_id"], client_of(request))
+        played_ms = _played_ms(request.query_params.get("played_ms"))
     except HttpError as exc:
         return exc.response()
-    session.cancel()
+    session.cancel(played_ms)
     return JSONResponse({"cancelled": True})
+
+
+def _played_ms(value: str | None) -> float | None:
+    """DELETE's `?played_ms=`: the client's playback position, as on the WebSocket's `cancel`."""
+    if value is None:
+        return None
+    try:
+        played = float(value)
+    except ValueError:
+        played = -1.0
+    if not played >= 0 or played == float("inf"):
+        raise HttpError(400, ErrorCode.BAD_MESSAGE, f"played_ms must be a number of ms >= 0, not {value!r}")
+    return played
 

@@ -259,8 +259,8 @@ async def _command(stream: Stream, message: ClientMessage, query: Config, state:
             await stream.text(text)
         case Flush():
             stream.flush()
-        case Cancel():
-            stream.cancel()
+        case Cancel(played_ms=played_ms):
+            stream.cancel(played_ms)
         case End():
             stream.end()
         case Config():

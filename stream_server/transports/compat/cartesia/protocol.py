@@ -16,7 +16,9 @@ A connection carries several contexts, each one stream on the stream core:
 Audio comes as `chunk` messages (base64 `data`), one per audio frame. A bad message is answered
 with an `error` message for its context (or with `context_id: null`) and changes nothing else;
 past `max_contexts` live contexts (taking text, or ended with audio still to come) a new one is refused the same way, and the socket stays open.
-Timings (`add_timestamps`) are accepted, but no voice gives them: no `timestamps` message is sent.
+With `add_timestamps`, a voice that times its words (Piper, tone) sends `timestamps` messages,
+`word_timestamps` {words, start, end} in seconds from the context's first audio, each before the
+chunk holding its first word's start; phoneme timestamps are accepted and not sent.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ....media import EncodedFrame
-from ....protocol import Config, Done, Error, ProtocolError, SegmentEnd
+from ....protocol import Alignment, Config, Done, Error, ProtocolError, SegmentEnd
 from ....session import Output, Relay, Stopped
 from ..deepgram.protocol import FlushTracker
 from .request import Generation, Refused, decode_generation
@@ -191,6 +193,17 @@ class ContextRenderer:
             })]  # fmt: skip
         if kind is Relay:
             return [str(output.payload)]  # type: ignore[union-attr]
+        if kind is Alignment:
+            words = output.words  # type: ignore[union-attr]
+            return [_json({
+                "type": "timestamps", "done": False, "status_code": STATUS_PARTIAL, "context_id": self.context_id,
+                "flush_id": self._flushed + 1,
+                "word_timestamps": {
+                    "words": [w.text for w in words],
+                    "start": [round(w.start_ms / 1000.0, 4) for w in words],
+                    "end": [round(w.end_ms / 1000.0, 4) for w in words],
+                },
+            })]  # fmt: skip
         if kind is Done:
             return [_json({"type": "done", "done": True, "status_code": STATUS_DONE, "context_id": self.context_id})]
         if kind is Stopped:

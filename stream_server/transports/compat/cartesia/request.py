@@ -120,6 +120,8 @@ def generation_config(
         language=request.language or None,
         # The client cut the text itself (Pipecat's sentences): each transcript is spoken as sent.
         boundary_timeout_ms=None,
+        # Word timings as `timestamps` messages (from voices that give them; phonemes: none).
+        timestamps="word" if request.add_timestamps else None,
     )
 
 

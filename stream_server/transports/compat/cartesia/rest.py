@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from ....logs import log_event
 from ....media import EncodedFrame
-from ....protocol import Done, Error, ErrorCode
+from ....protocol import Alignment, Done, Error, ErrorCode
 from ....request_id import new_request_id, request_id_of
 from ....security.guard import client_of
 from ....server_state import ServerState
@@ -64,7 +64,12 @@ async def tts_sse(request: Request) -> Response | StreamedResponse:
             messages = [error_message(stream_error(output.reason), renderer.context_id)]
         else:
             messages = renderer.render(output)
-        name = "done" if type(output) is Done else "error" if type(output) in (Stopped, Error) else "chunk"
+        name = (
+            "done" if type(output) is Done
+            else "error" if type(output) in (Stopped, Error)
+            else "timestamps" if type(output) is Alignment
+            else "chunk"
+        )  # fmt: skip
         return "".join(f"event: {name}\ndata: {m}\n\n" for m in messages).encode() or None
 
     return stream_response(state, stream, "text/event-stream; charset=utf-8", event)

@@ -19,6 +19,9 @@ Every message is one JSON object: `text`, and as the case may be `context_id` (m
   `max_active_conversations` error, the socket stays), and at most as many more may still be
   finishing their audio.
 
+From a voice that times its words (Piper, tone), an audio message carries `alignment` and
+`normalizedAlignment` for the words that start in it (alignment.py), whatever `sync_alignment` says.
+
 Errors are ElevenLabs' `{"message", "error", "code"}` (+ `contextId`): on multi, bad input
 is answered and the socket stays; on the single socket it closes with the code.
 """
@@ -33,8 +36,9 @@ import msgspec
 from msgspec import Meta
 
 from ....media import EncodedFrame
-from ....protocol import Done, Error, ErrorCode, ProtocolError
+from ....protocol import Alignment, Cancelled, Done, Error, ErrorCode, ProtocolError
 from ....session import Output, Relay, Stopped
+from .alignment import AlignmentClock
 from .request import Refused, voice_speed
 
 CLOSE_NORMAL = 1000
@@ -180,6 +184,8 @@ class ElevenLabsConversation:
         """Contexts whose input ended: their audio plays out, then `isFinal`."""
         self._unflushed: set[str | None] = set()
         """Open contexts given text since their last flush."""
+        self._clocks: dict[str | None, AlignmentClock] = {}
+        """Each context's word timings waiting for its next audio message (one per live context)."""
         self._first = True
         self._closed = False
         self._closing = False
@@ -317,6 +323,7 @@ class ElevenLabsConversation:
         self._open.discard(context)
         self._finishing.discard(context)
         self._unflushed.discard(context)
+        self._clocks.pop(context, None)
         if self._closing and not self._closed and not self.contexts:
             return self._close_socket()
         return []
@@ -325,7 +332,18 @@ class ElevenLabsConversation:
 
     def render(self, context: str | None, output: Output) -> list[Wire]:
         if type(output) is EncodedFrame:
-            return [Send(self._with_context({"audio": base64.b64encode(output.data).decode()}, context))]
+            message: dict[str, object] = {"audio": base64.b64encode(output.data).decode()}
+            clock = self._clocks.get(context)
+            if clock is not None and (alignment := clock.take()) is not None:
+                message["alignment"] = message["normalizedAlignment"] = alignment
+            return [Send(self._with_context(message, context))]
+        if type(output) is Alignment:
+            self._clocks.setdefault(context, AlignmentClock()).add(output)
+            return []
+        if type(output) is Cancelled:
+            if (clock := self._clocks.get(context)) is not None:
+                clock.drop()
+            return []
         if type(output) is Relay:
             return [Send(str(output.payload))]
         if type(output) is Done:

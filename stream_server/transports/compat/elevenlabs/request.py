@@ -88,7 +88,8 @@ def speech_request(
     return SpeechRequest(
         voice_id=voice_id,
         model_id=model,
-        config=Config(provider=provider, voice=voice, format=fmt, sample_rate=rate),
+        # ElevenLabs' sockets time each character of the audio they send (`alignment`).
+        config=Config(provider=provider, voice=voice, format=fmt, sample_rate=rate, timestamps="char" if socket else None),
         inactivity_timeout_s=_inactivity(query.get("inactivity_timeout")),
     )
 

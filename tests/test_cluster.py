@@ -12,6 +12,7 @@ from stream_server.providers import tone
 
 from .cluster import DEPLOY_NGINX_CONF, cluster, proxy_config
 from .helpers import pcm_samples, receive_all, rms, send, wait_for
+from .test_sse import Event, read_events
 
 TEXT = "Hello there, this is the first sentence. And here is a second one!"
 TONE_MS = tone.expected_duration_ms("Hello there, this is the first sentence.") + tone.expected_duration_ms(
@@ -70,3 +71,42 @@ async def test_openai_sdk_through_nginx_spreads_over_three_servers() -> None:
                 kinds = [line.removeprefix("event: ") async for line in answer.aiter_lines() if line.startswith("event: ")]
         assert "audio" in kinds and kinds[-1] == "done", kinds
         assert "[error]" not in nodes.proxy.error_log()
+
+
+async def test_an_sse_session_through_nginx_any_request_on_any_server() -> None:
+    """The SSE session flow through the round-robin proxy: its create, text, events and resume
+    land on different servers (no stickiness), and the client hears every sentence once."""
+    sentences = [f"Sentence number {n} goes through the proxy." for n in range(4)]
+    async with cluster(3) as nodes:
+        async with httpx.AsyncClient(base_url=nodes.proxy.http_url, timeout=20) as http:
+            created = await http.post("/v1/tts/sessions", json={"format": "pcm", "sample_rate": 24000})
+            assert created.status_code == 201, created.text
+            base = f"/v1/tts/sessions/{created.json()['id']}"
+            for seq, sentence in enumerate(sentences):
+                posted = await http.post(f"{base}/text", json={"text": sentence + " ", "seq": seq})
+                assert posted.status_code == 200, posted.text
+            assert (await http.post(f"{base}/text", json={"end": True, "seq": len(sentences)})).status_code == 200
+
+            events: list[Event] = []
+            async with http.stream("GET", f"{base}/events") as answer:
+                assert answer.status_code == 200
+                async for event in read_events(answer.aiter_lines()):
+                    events.append(event)
+                    if event.kind == "segment_end" and len(events) > 3:
+                        break  # cut mid-session, to resume through the proxy (another server)
+            cut = events[-1].id
+            async with http.stream("GET", f"{base}/events", headers={"Last-Event-ID": str(cut)}) as answer:
+                assert answer.status_code == 200
+                events += [event async for event in read_events(answer.aiter_lines())]
+
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "ready" and kinds[-1] == "done", kinds
+    ids = [event.id for event in events]
+    assert ids == sorted(set(ids)), "the resume repeated or skipped an event"
+    assert kinds.count("segment") == kinds.count("segment_end") == len(sentences)
+    spoken = b"".join(event.audio for event in events if event.kind == "audio")
+    expected = sum(tone.expected_duration_ms(s) for s in sentences)
+    assert expected <= len(spoken) / 48 <= expected + 2000  # 24 kHz pcm16: the whole text, with its pauses
+    # 1 create + 5 text + 2 events requests, round-robin over three servers: each took some.
+    session_requests = [sum("/v1/tts/sessions" in line for line in server.lines) for server in nodes.servers]
+    assert sum(session_requests) == 8 and all(session_requests), session_requests

@@ -55,6 +55,11 @@ class Metrics:
         )  # fmt: skip
         self.cancels = Counter("tts_cancels", "Barge-ins (cancel, DELETE).", registry=r)
 
+    @property
+    def reads_files(self) -> bool:
+        """Whether `render` reads every worker's files (run it off the event loop then)."""
+        return self._shared_dir is not None
+
     def render(self) -> bytes:
         if self._shared_dir is None:
             return generate_latest(self.registry)

@@ -54,7 +54,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> Response:
     state: ServerState = request.app.state.server
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    render = state.metrics.render
+    # With workers, rendering reads a file per worker and metric: off the event loop.
+    body = await asyncio.to_thread(render) if state.metrics.reads_files else render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _native_threads() -> int:

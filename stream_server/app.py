@@ -27,6 +27,7 @@ from .server_state import ServerState
 from .session import resolve_options
 from .session.options import check_defaults
 from .settings import Settings
+from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.compat.cartesia.endpoint import tts_socket as cartesia_socket
 from .transports.compat.cartesia.rest import tts_bytes as cartesia_bytes
 from .transports.compat.cartesia.rest import tts_sse as cartesia_sse
@@ -34,7 +35,6 @@ from .transports.compat.deepgram.endpoint import speak_socket
 from .transports.compat.deepgram.rest import speak as deepgram_speak
 from .transports.compat.elevenlabs.endpoint import multi_stream_input, stream_input
 from .transports.compat.elevenlabs.rest import speech_stream as elevenlabs_speech_stream
-from .transports.catalog import api_index, list_formats, list_models, list_voices
 from .transports.health import healthz, metrics, readyz
 from .transports.http_common import error_response
 from .transports.openai_speech import speech
@@ -78,37 +78,37 @@ def create_app(
             if settings.redis_url
             else None
         )
-        shared = contextlib.ExitStack()
-        # Limits, tokens and cloud request slots through Redis: installed before the state that uses them.
-        keeper = None
-        if redis is not None:
-            keeper = shared.enter_context(sharing(redis, access, loaded, settings.redis_lease_ttl_s))
-        state = ServerState(settings=settings, providers=loaded, access=access, redis=redis)
-        app.state.server = state
-        try:
-            # The SSE sessions' streams outlive the requests that made them, the Wyoming listener
-            # serves beside uvicorn's, and the watch over every socket's deadlines runs for as
-            # long as the server serves: all of them here.
-            async with (
-                SseSessions(state) as sessions,
-                wyoming_listener(state) as wyoming,
-                anyio.create_task_group() as watching,
-            ):
-                watching.start_soon(access.connections.watch, name="connection-deadlines")
-                if redis is not None and keeper is not None:
-                    watching.start_soon(redis.watch, name="redis-health")
-                    watching.start_soon(keeper.run, name="redis-leases")
-                app.state.sse_sessions = sessions
-                app.state.wyoming = wyoming
-                yield
-                watching.cancel_scope.cancel()
-        finally:
-            shared.close()
-            if owned:
-                await state.aclose()
-            else:
-                await state.shutdown_executor()
-                await state.close_redis()
+        # Limits, tokens and cloud request slots through Redis: installed before the state that
+        # uses them, and given back (the local ones) however the lifespan ends.
+        with contextlib.ExitStack() as shared:
+            keeper = None
+            if redis is not None:
+                keeper = shared.enter_context(sharing(redis, access, loaded, settings.redis_lease_ttl_s))
+            state = ServerState(settings=settings, providers=loaded, access=access, redis=redis)
+            app.state.server = state
+            try:
+                # The SSE sessions' streams outlive the requests that made them, the Wyoming
+                # listener serves beside uvicorn's, and the watch over every socket's deadlines
+                # runs for as long as the server serves: all of them here.
+                async with (
+                    SseSessions(state) as sessions,
+                    wyoming_listener(state) as wyoming,
+                    anyio.create_task_group() as watching,
+                ):
+                    watching.start_soon(access.connections.watch, name="connection-deadlines")
+                    if redis is not None and keeper is not None:
+                        watching.start_soon(redis.watch, name="redis-health")
+                        watching.start_soon(keeper.run, name="redis-leases")
+                    app.state.sse_sessions = sessions
+                    app.state.wyoming = wyoming
+                    yield
+                    watching.cancel_scope.cancel()
+            finally:
+                if owned:
+                    await state.aclose()
+                else:
+                    await state.shutdown_executor()
+                    await state.close_redis()
 
     return Starlette(
         routes=[

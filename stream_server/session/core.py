@@ -21,7 +21,6 @@ take to read its goodbye before it is dropped (`abandoned`).
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from ..text import ScriptWatch, Segment, SentenceSegmenter
 from . import notices
 from .options import StreamOptions, ready_message
 from .outputs import Output, Stopped, Synthesized
+from .phase import ControlOverflow, Phase
 from .planned import END_OF_INPUT, EndOfInput, Planned
 from .spoken import SpokenWords, TextOffsets
 from .stats import StreamStats
@@ -45,20 +45,6 @@ CONTROL_LANE: Final = 32
 PACING_SLACK_S: Final = 0.001
 # A stream the server stopped, whose client does not take its goodbye, is dropped after this long.
 ABANDON_AFTER_S: Final = 5.0
-
-
-class ControlOverflow(Exception):
-    """The client let more than `CONTROL_LANE` replies pile up without reading."""
-
-
-class Phase(enum.Enum):
-    OPEN = "open"
-    STOPPING = "stopping"
-    """The server ended the stream; its goodbye (`Error`, `Stopped`) waits to be sent."""
-    FINISHED = "finished"
-    """`Done` or `Stopped` was handed out: nothing more to send."""
-    ABANDONED = "abandoned"
-    """Stopped, and the client did not take the goodbye in time: drop the connection."""
 
 
 class _StreamEnd:

@@ -17,11 +17,13 @@ from loguru import logger as loguru_logger
 from pipecat.frames.frames import (
     EndFrame,
     Frame,
+    InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
+    TTSTextFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -33,6 +35,7 @@ from stream_server.providers.tone import ToneProvider
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import wait_for
+from .test_ws_stream import expected_segment_ms
 
 RATE = 24000
 FIRST, SECOND = "Hello there, this is the first sentence.", "And here is a second one."
@@ -89,6 +92,13 @@ class PipecatAgent:
 
     async def _on_started(self, worker: Any, frame: Frame) -> None:
         self.started.set()
+
+    async def interrupt(self) -> int:
+        """The user spoke: an interruption through the pipeline. Returns where the recorder's frames
+        after it start (audio the service had pushed before it may still be arriving until then)."""
+        await self.worker.queue_frame(InterruptionFrame())
+        await wait_for(lambda: any(isinstance(f, InterruptionFrame) for f in self.recorder.frames))
+        return next(i for i, f in enumerate(self.recorder.frames) if isinstance(f, InterruptionFrame)) + 1
 
     async def reply(self, text: str) -> None:
         """An LLM's reply, token by token."""
@@ -152,3 +162,18 @@ async def speaks_a_reply_as_it_streams(agent: PipecatAgent) -> None:
     await agent.run(script)
     expected = tone.expected_duration_ms(FIRST) + tone.expected_duration_ms(SECOND)
     assert ms_of_frames(agent.recorder.audio()) == pytest.approx(expected, abs=2 * PER_SEGMENT_MS)
+
+
+def word_frame_offsets_ms(agent: PipecatAgent) -> list[float]:
+    """Each word frame Pipecat made from the vendor's timestamps, in ms from the first, checked to
+    be the reply's words in order."""
+    words = [f for f in agent.recorder.frames if isinstance(f, TTSTextFrame)]
+    assert [f.text for f in words] == (FIRST + " " + SECOND).split()
+    return [(f.pts - words[0].pts) / 1e6 for f in words]
+
+
+def beeps_ms() -> list[float]:
+    """Where each word's beep is in the reply's audio: 80 ms a word, the second sentence after the
+    first's audio (its resampler flush included)."""
+    first_ms = expected_segment_ms(FIRST)
+    return [80.0 * i for i in range(len(FIRST.split()))] + [first_ms + 80.0 * i for i in range(len(SECOND.split()))]

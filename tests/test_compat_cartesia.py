@@ -18,34 +18,31 @@ from stream_server.providers import tone
 
 from .conftest import RunningServer
 from .helpers import wait_for
-from .test_ws_stream import expected_segment_ms
 
 NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
 if not os.environ.get("CI"):  # CI installs the extra: there, a missing library fails the import below
     pytest.importorskip("pipecat.services.cartesia.tts", reason=NOT_INSTALLED)
     pytest.importorskip("livekit.plugins.cartesia", reason=NOT_INSTALLED)
 
-import aiohttp  # noqa: E402  (installed with the extra)
-from livekit.plugins import cartesia as livekit_cartesia  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
-    InterruptionFrame,
-    TTSTextFrame,
-)
-from pipecat.services.cartesia.tts import CartesiaTTSService  # noqa: E402
+import aiohttp
+from livekit.plugins import cartesia as livekit_cartesia
+from pipecat.services.cartesia.tts import CartesiaTTSService
 
-from .compat_clients import (  # noqa: E402
+from .compat_clients import (
     FIRST,
     LONG,
     PER_SEGMENT_MS,
     RATE,
     SECOND,
     PipecatAgent,
+    beeps_ms,
     livekit_complaints,
     livekit_ms_match,
     ms_of_frames,
     paced_server,  # noqa: F401  (a fixture)
     pipecat_complaints,  # noqa: F401  (a fixture)
     speaks_a_reply_as_it_streams,
+    word_frame_offsets_ms,
 )
 
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"  # a Cartesia voice id: the server's default voice
@@ -72,8 +69,7 @@ async def test_pipecat_barge_in_cancels_the_context(paced_server: RunningServer,
     async def script(agent: PipecatAgent) -> None:
         await agent.reply(LONG)
         await wait_for(lambda: len(agent.recorder.audio()) >= 5)
-        await agent.worker.queue_frame(InterruptionFrame())  # the user spoke: Pipecat sends cancel
-        mark = len(agent.recorder.frames)
+        mark = await agent.interrupt()  # the user spoke: Pipecat sends cancel
         await agent.reply(FIRST)
         await wait_for(lambda: agent.recorder.stopped(mark) == 1)
         new_audio = agent.recorder.audio(mark)
@@ -166,12 +162,5 @@ async def test_pipecat_gets_word_timestamps(paced_server: RunningServer, pipecat
     """Pipecat asks `add_timestamps` and turns Cartesia's `timestamps` into its word frames."""
     agent = pipecat_agent(paced_server)
     await speaks_a_reply_as_it_streams(agent)
-    words = [f for f in agent.recorder.frames if isinstance(f, TTSTextFrame)]
-    assert [f.text for f in words] == (FIRST + " " + SECOND).split()
-    # Each word where its beep is in the context's audio: 80 ms a word, the second sentence after
-    # the first's audio (its resampler flush included).
-    first_ms = expected_segment_ms(FIRST)
-    expected = [80.0 * i for i in range(len(FIRST.split()))] + [first_ms + 80.0 * i for i in range(len(SECOND.split()))]
-    got = [(f.pts - words[0].pts) / 1e6 for f in words]
-    assert got == pytest.approx(expected, abs=1.0)
+    assert word_frame_offsets_ms(agent) == pytest.approx(beeps_ms(), abs=1.0)
     assert pipecat_complaints == []

@@ -27,9 +27,6 @@ if not os.environ.get("CI"):  # CI installs the extra: there, a missing library 
 
 import aiohttp  # noqa: E402  (installed with the extra)
 from livekit.plugins import deepgram as livekit_deepgram  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
-    InterruptionFrame,
-)
 from pipecat.services.deepgram.tts import DeepgramTTSService  # noqa: E402
 
 from .compat_clients import (  # noqa: E402
@@ -71,8 +68,7 @@ async def test_pipecat_barge_in_clears_the_audio(paced_server: RunningServer, pi
     async def script(agent: PipecatAgent) -> None:
         await agent.reply(LONG)
         await wait_for(lambda: len(agent.recorder.audio()) >= 5)
-        await agent.worker.queue_frame(InterruptionFrame())  # the user spoke: Pipecat sends Clear
-        mark = len(agent.recorder.frames)
+        mark = await agent.interrupt()  # the user spoke: Pipecat sends Clear
         await agent.reply(FIRST)
         await wait_for(lambda: agent.recorder.stopped(mark) == 1)
         # Pipecat gives every audio frame to its active context: anything of the cleared reply

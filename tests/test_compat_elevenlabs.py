@@ -18,7 +18,6 @@ from stream_server.providers import tone
 
 from .conftest import RunningServer
 from .helpers import wait_for
-from .test_ws_stream import expected_segment_ms
 
 NOT_INSTALLED = "the compat extra is not installed: pip install -e '.[test,compat]'"
 if not os.environ.get("CI"):  # CI installs the extra: there, a missing library fails the import below
@@ -26,29 +25,27 @@ if not os.environ.get("CI"):  # CI installs the extra: there, a missing library 
     pytest.importorskip("livekit.plugins.elevenlabs", reason=NOT_INSTALLED)
     pytest.importorskip("elevenlabs", reason=NOT_INSTALLED)
 
-import aiohttp  # noqa: E402  (installed with the extra)
-from elevenlabs.client import AsyncElevenLabs  # noqa: E402
-from elevenlabs.core.api_error import ApiError  # noqa: E402
-from livekit.plugins import elevenlabs as livekit_elevenlabs  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
-    InterruptionFrame,
-    TTSTextFrame,
-)
-from pipecat.services.elevenlabs.tts import ElevenLabsTTSService  # noqa: E402
+import aiohttp
+from elevenlabs.client import AsyncElevenLabs
+from elevenlabs.core.api_error import ApiError
+from livekit.plugins import elevenlabs as livekit_elevenlabs
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 
-from .compat_clients import (  # noqa: E402
+from .compat_clients import (
     FIRST,
     LONG,
     PER_SEGMENT_MS,
     RATE,
     SECOND,
     PipecatAgent,
+    beeps_ms,
     livekit_complaints,
     livekit_ms_match,
     ms_of_frames,
     paced_server,  # noqa: F401  (a fixture)
     pipecat_complaints,  # noqa: F401  (a fixture)
     speaks_a_reply_as_it_streams,
+    word_frame_offsets_ms,
 )
 
 VOICE = "beep"  # the tone provider's voice, taken as is
@@ -76,8 +73,7 @@ async def test_pipecat_barge_in_closes_the_context(paced_server: RunningServer, 
     async def script(agent: PipecatAgent) -> None:
         await agent.reply(LONG)
         await wait_for(lambda: len(agent.recorder.audio()) >= 5)
-        await agent.worker.queue_frame(InterruptionFrame())  # the user spoke: Pipecat closes the context
-        mark = len(agent.recorder.frames)
+        mark = await agent.interrupt()  # the user spoke: Pipecat closes the context
         await agent.reply(FIRST)
         await wait_for(lambda: agent.recorder.stopped(mark) == 1)
         new_audio = agent.recorder.audio(mark)
@@ -192,10 +188,5 @@ async def test_pipecat_gets_word_timestamps_from_the_alignment(
     beep's time (Pipecat adds each message's span to its clock, so spans must tile)."""
     agent = pipecat_agent(paced_server)
     await speaks_a_reply_as_it_streams(agent)
-    words = [f for f in agent.recorder.frames if isinstance(f, TTSTextFrame)]
-    assert [f.text for f in words] == (FIRST + " " + SECOND).split()
-    first_ms = expected_segment_ms(FIRST)
-    expected = [80.0 * i for i in range(len(FIRST.split()))] + [first_ms + 80.0 * i for i in range(len(SECOND.split()))]
-    got = [(f.pts - words[0].pts) / 1e6 for f in words]
-    assert got == pytest.approx(expected, abs=1.5)  # whole milliseconds on the wire
+    assert word_frame_offsets_ms(agent) == pytest.approx(beeps_ms(), abs=1.5)  # whole milliseconds on the wire
     assert pipecat_complaints == []

@@ -54,6 +54,24 @@ async def read_events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
                 data.append(value)
 
 
+async def read_with_drops(http: httpx.AsyncClient, session: str, every: int, most: int = 200) -> list[Event]:
+    """A session's events to `done`, the client going away without a word after every `every`
+    events and resuming with `Last-Event-ID` (at most `most` connections)."""
+    received: list[Event] = []
+    for _ in range(most):
+        headers = {"Last-Event-ID": str(received[-1].id)} if received else {}
+        async with http.stream("GET", f"/v1/tts/sessions/{session}/events", headers=headers) as response:
+            count = 0
+            async for event in read_events(response.aiter_lines()):
+                received.append(event)
+                count += 1
+                if count == every and event.kind != "done":
+                    break
+        if received and received[-1].kind == "done":
+            break
+    return received
+
+
 def pcm_ms(events: list[Event]) -> float:
     return sum(len(e.audio) for e in events if e.kind == "audio") / 48
 
@@ -179,18 +197,7 @@ async def test_a_reader_that_reconnects_with_last_event_id_misses_and_repeats_no
     async with httpx.AsyncClient(base_url=tone_server.http_url) as http:
         session = await create(http, sample_rate=24000)
         await http.post(f"/v1/tts/sessions/{session}/text", json={"text": text, "end": True})
-        received: list[Event] = []
-        for _ in range(50):  # drop the connection every 60 events
-            headers = {"Last-Event-ID": str(received[-1].id)} if received else {}
-            async with http.stream("GET", f"/v1/tts/sessions/{session}/events", headers=headers) as response:
-                count = 0
-                async for event in read_events(response.aiter_lines()):
-                    received.append(event)
-                    count += 1
-                    if count == 60 and received[-1].kind != "done":
-                        break  # the client goes away without a word
-            if received[-1].kind == "done":
-                break
+        received = await read_with_drops(http, session, every=60)
     assert received[-1].kind == "done"
     assert [e.id for e in received] == list(range(1, len(received) + 1))  # no gap, no repeat
     assert pcm_ms(received) == pytest.approx(expected_ms(text), abs=0.1)

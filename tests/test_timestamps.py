@@ -16,7 +16,7 @@ from stream_server.text import without_emoji
 
 from .conftest import RunningServer, run_server, tone_settings
 from .helpers import Transcript, pcm_samples, receive, receive_all, receive_until, send
-from .test_sse import create, read_events
+from .test_sse import create, read_events, read_with_drops
 from .test_timeline import beep_onsets_ms
 
 TEXT = "Hello there, my friend. How are 🙂 you today?\n\nA new paragraph starts here. Short one."
@@ -170,18 +170,7 @@ async def test_sse_session_alignment_events_resume_and_delete_with_played_ms(pau
         assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_message"
         session = await create(http, timestamps="word", sample_rate=24000)
         await http.post(f"/v1/tts/sessions/{session}/text", json={"text": TEXT, "end": True})
-        received: list = []
-        for _ in range(40):  # drop the connection every 7 events
-            headers = {"Last-Event-ID": str(received[-1].id)} if received else {}
-            async with http.stream("GET", f"/v1/tts/sessions/{session}/events", headers=headers) as response:
-                count = 0
-                async for event in read_events(response.aiter_lines()):
-                    received.append(event)
-                    count += 1
-                    if count == 7 and event.kind != "done":
-                        break
-            if received[-1].kind == "done":
-                break
+        received = await read_with_drops(http, session, every=7)
     assert [e.id for e in received] == list(range(1, len(received) + 1))
     words = [dict(w, seq=e.data["seq"]) for e in received if e.kind == "alignment" for w in e.data["words"]]
     check_words(words, TEXT)

@@ -8,6 +8,7 @@ import logging
 
 import anyio
 import pytest
+from redis.exceptions import ResponseError
 
 from stream_server.cluster import RedisLink, RedisUnavailable, hashed, key, redacted
 from stream_server.settings_loader import settings_from_raw
@@ -96,5 +97,28 @@ async def test_a_full_pool_waits_then_refuses_without_taking_redis_for_down() ->
                 assert link.available
             # The reads ended: a connection is free again.
             assert await link.call(lambda r: r.ping())
+        finally:
+            await link.aclose()
+
+
+async def test_redis_refusing_for_its_own_state_is_an_outage_not_a_crash() -> None:
+    """maxmemory reached (as a demoted primary's READONLY, a failed save's MISCONF): commands fail
+    with a ResponseError that is Redis' state, not our bug; the caller gets RedisUnavailable."""
+    with redis_server() as server:
+        link = RedisLink(server.url)
+        try:
+            with server.client() as admin:
+                admin.config_set("maxmemory-policy", "noeviction")
+                admin.config_set("maxmemory", "1")
+            with pytest.raises(RedisUnavailable, match="OutOfMemory"):
+                await link.call(lambda r: r.set(key("probe"), b"x" * 100, ex=60))
+            assert not link.available
+            with server.client() as admin:
+                admin.config_set("maxmemory", "0")
+            assert await link.call(lambda r: r.set(key("probe"), b"1", ex=60))
+            assert link.available
+            # A script's own error is still ours: it propagates as it is.
+            with pytest.raises(ResponseError):
+                await link.call(lambda r: r.eval("return redis.call('NOSUCHCOMMAND')", 0))
         finally:
             await link.aclose()

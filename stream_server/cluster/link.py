@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from ..logs import log_event
 
@@ -120,8 +120,13 @@ class RedisLink:
         """
         try:
             result = await command(self._client)
-        except ResponseError:
-            raise
+        except ResponseError as exc:
+            if not _refused_by_server_state(exc):
+                raise
+            # A demoted primary after a failover, maxmemory reached, a failed save, a loading
+            # replica, a script running too long: Redis is there but cannot serve us now.
+            self._mark(False)
+            raise RedisUnavailable(f"Redis at {self.url} cannot serve now ({_first_word(exc)})") from None
         except RedisConnectionError as exc:
             if _pool_exhausted(exc):
                 raise RedisUnavailable("every connection to Redis is in use; retry") from None
@@ -165,6 +170,25 @@ class RedisLink:
             log_event(logger, "redis.unreachable", level=logging.WARNING, url=self.url)
         self._changed.set()
         self._changed = anyio.Event()
+
+
+_SERVER_STATE_ERRORS = ("READONLY", "OOM", "NOPERM", "MISCONF", "LOADING", "MASTERDOWN", "BUSY", "NOREPLICAS")
+"""Error prefixes with which Redis refuses a command because of its own state, not the command:
+treated as an outage (the caller falls back), never as a bug of ours. Inside a script Redis
+prefixes them with the script's error, so the words are looked for, not only at the start."""
+
+
+def _refused_by_server_state(exc: ResponseError) -> bool:
+    # redis-py strips the prefix of those it has a class for.
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError | NoPermissionError):
+        return True
+    words = str(exc).replace(":", " ").split()
+    return any(word in _SERVER_STATE_ERRORS for word in words)
+
+
+def _first_word(exc: ResponseError) -> str:
+    words = [w for w in str(exc).replace(":", " ").split() if w in _SERVER_STATE_ERRORS]
+    return words[0] if words else type(exc).__name__  # OutOfMemoryError...
 
 
 def _pool_exhausted(exc: RedisConnectionError) -> bool:

@@ -7,6 +7,7 @@ SIGKILLed mid-session and a survivor going on; Redis stopped and back.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,11 +31,14 @@ SENTENCES = [f"Sentence number {n} is spoken here." for n in range(6)]
 
 
 @asynccontextmanager
-async def cluster(count: int) -> AsyncIterator[tuple[RedisServer, list[ServerProcess]]]:
+async def cluster(count: int, *options: str) -> AsyncIterator[tuple[RedisServer, list[ServerProcess]]]:
     with redis_server() as redis:
         async with AsyncExitStack() as stack:
             nodes = await asyncio.gather(
-                *(stack.enter_async_context(server_process("--redis-url", redis.url, *NO_PAUSES)) for _ in range(count))
+                *(
+                    stack.enter_async_context(server_process("--redis-url", redis.url, *NO_PAUSES, *options))
+                    for _ in range(count)
+                )
             )
             yield redis, list(nodes)
 
@@ -120,15 +124,21 @@ async def test_text_on_one_node_audio_on_another_resume_and_delete_on_a_third() 
             assert all(client.pttl(key) > 0 for key in keys), {k: client.pttl(k) for k in keys}
 
 
-async def test_a_survivor_takes_over_a_killed_owner_and_loses_no_text() -> None:
-    async with cluster(3) as (_, (a, b, c)):
+@pytest.mark.parametrize("end", ["sigkill", "drain"])
+async def test_a_survivor_takes_over_from_its_owner_and_loses_no_text(end: str) -> None:
+    """The owner SIGKILLed (its lease lapses) or drained by SIGTERM (a rolling update: it hands
+    the session off): another node goes on from the last spoken segment."""
+    async with cluster(3, "--shutdown-grace-s", "0") as (_, (a, b, c)):
         session = await create(a)
         reader = events(b, session)
         received: list[Event] = []
         assert (await post(c, session, text=" ".join(SENTENCES[:3]) + " ", seq=0)).status_code == 200
         await until(reader, "segment_end", received)
-        a.process.kill()  # SIGKILL: no goodbye, the lease lapses in Redis
-        await a.process.wait()
+        if end == "sigkill":
+            a.process.kill()  # no goodbye: the lease lapses in Redis
+        else:
+            a.process.send_signal(signal.SIGTERM)  # the drain stops its streams at once (grace 0)
+        assert await a.process.wait() == (-signal.SIGKILL if end == "sigkill" else 0)
         # Accepted while nobody runs the stream: it waits in Redis for the next owner.
         assert (await post(c, session, text=" ".join(SENTENCES[3:]), seq=1, end=True)).status_code == 200
         started = time.monotonic()
@@ -143,6 +153,9 @@ async def test_a_survivor_takes_over_a_killed_owner_and_loses_no_text() -> None:
     # Every sentence spoken; only the one being spoken at the kill may come twice.
     assert sorted(set(spoken), key=spoken.index) == SENTENCES
     assert len(spoken) - len(set(spoken)) <= 1
+    assert not [e for e in received if e.kind == "error"]  # a drain is not the session's end
+    if end == "drain":
+        assert [line for line in a.log() if line.get("event") == "sse.handed_off"]
     survivors = [line for node in (b, c) for line in node.log() if line.get("event") == "sse.taken_over"]
     assert len(survivors) == 1
 
@@ -198,3 +211,28 @@ async def test_a_keys_characters_per_minute_hold_on_every_node_with_a_429() -> N
                 assert third.status_code == 429, third.text
                 assert third.json()["error"]["code"] == "rate_limited"
                 assert float(third.headers["Retry-After"]) > 0
+
+
+async def test_redis_restarted_empty_under_a_live_session_leaves_no_key_without_a_ttl() -> None:
+    """Redis comes back having forgotten everything (no persistence) while an owner streams: its
+    next writes are refused (no session, no lease), it stops, and nothing it writes outlives a TTL."""
+    async with cluster(1) as (redis, (a,)):
+        session = await create(a)
+        text = " ".join(SENTENCES * 3)
+        assert (await post(a, session, text=text, end=True)).status_code == 200
+        reader = events(a, session)
+        received: list[Event] = []
+        await until(reader, "segment_end", received)
+        redis.stop()
+        redis.start()  # empty
+        deadline = time.monotonic() + 10
+        while not any(line.get("event") == "sse.lease_lost" for line in a.log()):
+            assert time.monotonic() < deadline, "the owner did not notice it lost the session"
+            await asyncio.sleep(0.05)  # polling the log, bounded by the deadline
+        with redis.client() as client:
+            keys = client.keys("*")
+            assert all(client.pttl(key) > 0 for key in keys), {k: client.pttl(k) for k in keys}
+        async with httpx.AsyncClient(base_url=a.http_url) as http:
+            gone = await http.post(f"/v1/tts/sessions/{session}/text", json={"text": "More."})
+        assert gone.status_code == 404
+        await reader.aclose()

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from ..protocol.sse import SseEvent
 from .link import RedisLink
@@ -84,8 +86,44 @@ return 0
 """
 
 _KEEP_LEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) return 1 end
+-- Expired while Redis was away (nobody took over meanwhile): still ours.
+if not holder and redis.call('HGET', KEYS[1], 'finished') ~= '1' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Every write of the owner is fenced by its lease (KEYS[1] meta, KEYS[2] lease, ARGV[1] the node):
+# a node that lost the session (an outage longer than the lease, and another node took it over)
+# writes nothing more, and nothing written recreates a session that expired (no key without TTL).
+_FENCE = """
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+"""
+
+_ADD_EVENT = _FENCE + """
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], ARGV[2], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
+
+_PROGRESS = _FENCE + """
+redis.call('HSET', KEYS[1], 'spoken', ARGV[2], 'cut', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'checkpoint', ARGV[4])
+  redis.call('XTRIM', KEYS[4], 'MINID', ARGV[5])
+end
+return 1
+"""
+
+_FINISH = _FENCE + """
+redis.call('XADD', KEYS[3], ARGV[2], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], 'finished', 1, 'ended', 1)
+redis.call('DEL', KEYS[4], KEYS[2])
 return 1
 """
 
@@ -93,6 +131,11 @@ _RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
+
+
+class LeaseLost(Exception):
+    """The owner's write was refused: another node holds the session's lease now, or the session
+    expired. The owner stops without a word; the session goes on where the lease is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +170,9 @@ class SessionStore:
         self._take = client.register_script(_TAKE_LEASE)
         self._keep = client.register_script(_KEEP_LEASE)
         self._release = client.register_script(_RELEASE_LEASE)
+        self._add_event = client.register_script(_ADD_EVENT)
+        self._progress = client.register_script(_PROGRESS)
+        self._finish = client.register_script(_FINISH)
 
     async def create(self, keys: SessionKeys, client: str, config: bytes, node: str) -> None:
         async def create(r: Redis) -> None:
@@ -156,7 +202,7 @@ class SessionStore:
             try:
                 info = await r.xinfo_stream(keys.events)
                 last = int(info["last-generated-id"].split(b"-")[0])
-            except Exception:  # noqa: BLE001 - ResponseError: no events yet
+            except ResponseError:  # no such key: no events yet (a lost connection is an outage)
                 last = 0
             return fields, last
 
@@ -189,15 +235,10 @@ class SessionStore:
             return []
         return [(entry_id.decode(), fields[b"c"], int(fields[b"a"])) for entry_id, fields in answer[0][1]]
 
-    async def add_event(self, keys: SessionKeys, event: SseEvent) -> None:
-        async def add(r: Redis) -> None:
-            async with r.pipeline(transaction=False) as pipe:
-                fields = event_fields(event)
-                pipe.xadd(keys.events, fields, id=f"{event.id}-0", maxlen=MAX_EVENT_ENTRIES, approximate=True)
-                pipe.pexpire(keys.events, self._ttl_ms)
-                await pipe.execute()
-
-        await self._link.call(add)
+    async def add_event(self, keys: SessionKeys, event: SseEvent, node: str) -> None:
+        fields = [item for pair in event_fields(event).items() for item in pair]
+        args = [node, f"{event.id}-0", self._ttl_ms, MAX_EVENT_ENTRIES, *fields]
+        await self._fenced(self._add_event, keys, args)
 
     async def delivered(self, keys: SessionKeys) -> int:
         return int(await self._link.call(lambda r: r.hget(keys.meta, "delivered")) or 0)
@@ -206,37 +247,29 @@ class SessionStore:
         await self._link.call(lambda r: r.xtrim(keys.events, minid=f"{first_kept}-0"))
 
     async def progress(
-        self, keys: SessionKeys, spoken: int, cut_chars: int, checkpoint: Checkpoint | None
+        self, keys: SessionKeys, node: str, spoken: int, cut_chars: int, checkpoint: Checkpoint | None
     ) -> None:
         """`spoken` segments are rendered in full, all but `cut_chars` of the characters accepted
         are synthesized (`accepted - cut` is what the text cap counts); the
         text up to `checkpoint` is no longer needed for a replay."""
-
-        async def write(r: Redis) -> None:
-            fields: dict[str, object] = {"spoken": spoken, "cut": cut_chars}
-            async with r.pipeline(transaction=True) as pipe:
-                if checkpoint is not None:
-                    fields["checkpoint"] = encode_checkpoint(checkpoint)
-                    millis, _, number = checkpoint.after.partition("-")
-                    pipe.xtrim(keys.text, minid=f"{millis}-{int(number) + 1}")
-                pipe.hset(keys.meta, mapping=fields)  # type: ignore[arg-type]
-                await pipe.execute()
-
-        await self._link.call(write)
+        encoded, first_kept = b"", ""
+        if checkpoint is not None:
+            encoded = encode_checkpoint(checkpoint)
+            millis, _, number = checkpoint.after.partition("-")
+            first_kept = f"{millis}-{int(number) + 1}"
+        await self._fenced(self._progress, keys, [node, spoken, cut_chars, encoded, first_kept])
 
     async def finish(self, keys: SessionKeys, last_event: int, node: str) -> None:
         """The stream is over: no more text, readers end after its last event, nobody takes over."""
+        fields = [item for pair in END_FIELDS.items() for item in pair]
+        await self._fenced(self._finish, keys, [node, f"{last_event + 1}-0", self._ttl_ms, *fields])
 
-        async def write(r: Redis) -> None:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.xadd(keys.events, END_FIELDS, id=f"{last_event + 1}-0")
-                pipe.pexpire(keys.events, self._ttl_ms)
-                pipe.hset(keys.meta, mapping={"finished": 1, "ended": 1})
-                pipe.delete(keys.text)
-                await pipe.execute()
-
-        await self._link.call(write)
-        await self.release(keys, node)
+    async def _fenced(self, script: AsyncScript, keys: SessionKeys, args: list[object]) -> None:
+        """Runs an owner's write; raises `LeaseLost` when the node no longer owns the session."""
+        keys_ = [keys.meta, keys.lease, keys.events, keys.text]
+        written = await self._link.call(lambda r: script(keys=keys_, args=args, client=r))
+        if not written:
+            raise LeaseLost()
 
     async def release(self, keys: SessionKeys, node: str) -> None:
         await self._link.call(lambda r: self._release(keys=[keys.lease], args=[node], client=r))

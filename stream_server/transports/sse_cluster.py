@@ -123,7 +123,10 @@ class ClusterSessions:
                     f"the session already holds {accepted.number} characters not yet synthesized "
                     f"(limit {self._state.settings.max_pending_chars}); this text was dropped",
                 )  # fmt: skip
-        await self._adopt_if_orphaned(session_id)
+        try:
+            await self._adopt_if_orphaned(session_id)
+        except RedisUnavailable:
+            pass  # the text is accepted (in Redis): a reader, or the next request, takes the session over
         return accepted.number
 
     async def exists(self, session_id: str) -> bool:

@@ -21,11 +21,12 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from ..cluster import RedisUnavailable
+from ..cluster.sse_store import LeaseLost
 from ..cluster.sse_store import RENEW_S, SessionFacts, SessionStore
 from ..cluster.sse_wire import Checkpoint, Checkpoints, Renumbering, SessionKeys, decode_command
 from ..logs import log_event
 from ..protocol import ErrorCode, ProtocolError
-from ..protocol.messages import SegmentEnd, Warning
+from ..protocol.messages import Error, SegmentEnd, Warning
 from ..protocol.sse import SseEncoder
 from ..server_state import ServerState
 from ..session import Outcome, Output, Stopped, Stream
@@ -72,21 +73,31 @@ class SessionOwner:
         self._max_pending = state.settings.max_pending_chars
         self.lost = False
         """Another node holds the lease now, or the session expired: stop without a word."""
+        self._handing_off = False
+        """The server drains and stopped the stream: give the session to another server."""
+        self._scope: anyio.CancelScope | None = None
+        """`run`'s task group: cancelled when the session is lost."""
 
     async def run(self) -> Outcome:
         outcome = Outcome.GONE
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._keep_lease, tasks.cancel_scope)
+            self._scope = tasks.cancel_scope
+            tasks.start_soon(self._keep_lease)
             tasks.start_soon(self._apply_commands, self._checkpoints.latest)
             outcome = await self.stream.run(self._render)
             tasks.cancel_scope.cancel()
-        if not self.lost:
+        if self._handing_off:
+            # This server drains (SIGTERM, a rolling update): the session is not over, another
+            # server takes it from the last checkpoint as soon as the lease is free.
+            log_event(logger, "sse.handed_off", stream=self.stream.id)
+            await self._retrying(lambda: self._store.release(self._keys, self._node))
+        elif not self.lost:
             await self._retrying(lambda: self._store.finish(self._keys, self._encoder.next_id - 1, self._node))
         return outcome
 
     # -- the lease ---------------------------------------------------------------------------------
 
-    async def _keep_lease(self, scope: anyio.CancelScope) -> None:
+    async def _keep_lease(self) -> None:
         while True:
             await anyio.sleep(RENEW_S)  # renewal period, well inside the lease's TTL
             try:
@@ -94,12 +105,19 @@ class SessionOwner:
             except RedisUnavailable:
                 continue  # the link logs the outage; the stream goes on until Redis answers again
             if not held:
-                self.lost = True
-                log_event(logger, "sse.lease_lost", level=logging.WARNING, stream=self.stream.id)
-                self.stream.cancel()
-                scope.cancel()
-                self.stream.close()
+                self._lose()
                 return
+
+    def _lose(self) -> None:
+        """Another node holds the lease now, or the session expired: stop without a word."""
+        if self.lost:
+            return
+        self.lost = True
+        log_event(logger, "sse.lease_lost", level=logging.WARNING, stream=self.stream.id)
+        self.stream.cancel()
+        self.stream.close()
+        if self._scope is not None:
+            self._scope.cancel()
 
     # -- text in -----------------------------------------------------------------------------------
 
@@ -146,7 +164,7 @@ class SessionOwner:
                 if exc.code is ErrorCode.PENDING_TEXT_LIMIT and self.stream.core.open:
                     await anyio.sleep(POLL_S)  # until synthesis made room
                     continue
-                # Refused here (the key's characters per minute): the client hears why.
+                # The stream refused it (it ended meanwhile): the client hears why.
                 self.stream.reply(Warning(code=exc.code, message=f"text dropped: {exc}"))
                 return
 
@@ -159,18 +177,21 @@ class SessionOwner:
     async def _render(self, output: Output) -> None:
         if type(output) is Stopped:
             return  # its `error` was the last event
+        if type(output) is Error and output.code == ErrorCode.SHUTTING_DOWN and self._state.draining:
+            self._handing_off = True  # not the session's end: readers hear `session_moved` instead
+            return
         item = self._renumbering.output(output) if self._renumbering else output
         if item is None:
             return
         await self._wait_room()
         event = self._encoder.event(item)  # type: ignore[arg-type]
-        await self._retrying(lambda: self._store.add_event(self._keys, event))
+        await self._retrying(lambda: self._store.add_event(self._keys, event, self._node))
         self._undelivered.append((event.id, event.audio_ms))
         if isinstance(item, SegmentEnd):
             self._spoken = item.seq + 1
             moved = self._checkpoints.spoken(self._spoken)
             cut = max(0, self._accepted - self.stream.pending_chars)
-            await self._retrying(lambda: self._store.progress(self._keys, self._spoken, cut, moved))
+            await self._retrying(lambda: self._store.progress(self._keys, self._node, self._spoken, cut, moved))
 
     async def _wait_room(self) -> None:
         while sum(ms for _, ms in self._undelivered) >= PUMP_AHEAD_MS:
@@ -194,14 +215,22 @@ class SessionOwner:
             trimmed = True
         if trimmed:
             first_kept = self._kept[0][0] if self._kept else delivered + 1
-            await self._store.trim_events(self._keys, first_kept)
+            try:
+                await self._store.trim_events(self._keys, first_kept)
+            except RedisUnavailable:
+                pass  # the events' MAXLEN bounds them until the next trim
 
     async def _retrying(self, write: Callable[[], Awaitable[None]]) -> None:
-        """`write()` until Redis answers: what the stream made is not dropped during an outage."""
+        """`write()` until Redis answers: what the stream made is not dropped during an outage.
+        A write refused because another node owns the session now ends this owner."""
         while True:
             try:
                 await write()
                 return
             except RedisUnavailable:
                 await anyio.sleep(RETRY_S)  # the link's watch logs the outage once
+            except LeaseLost:
+                self._lose()
+                await anyio.sleep(0)  # cancelled here, unless finishing
+                return
 

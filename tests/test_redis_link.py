@@ -21,6 +21,7 @@ def test_redacted_hides_user_and_password() -> None:
     assert redacted(f"redis://:{PASSWORD}@10.0.0.5:6380/2") == "redis://***@10.0.0.5:6380/2"
     assert redacted(f"rediss://app:{PASSWORD}@cache.internal/0") == "rediss://***@cache.internal/0"
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redacted(f"redis://127.0.0.1:6379/0?password={PASSWORD}&db=1") == "redis://127.0.0.1:6379/0?password=***&db=1"
 
 
 def test_hashed_names_are_stable_and_hide_the_value() -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import redis.asyncio as redis
@@ -50,14 +50,21 @@ class RedisUnavailable(Exception):
 
 
 def redacted(url: str) -> str:
-    """`url` with its password (and user) replaced by `***`, for logs and errors."""
+    """`url` with its password (and user) replaced by `***`, in the address or in the query
+    (`?password=`, which redis-py takes too), for logs and errors."""
     parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    if parts.password is not None or parts.username is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"***@{host}")
+    if parts.query:
+        query = [(name, "***" if name.lower() in _SECRET_PARAMETERS else value) for name, value in parse_qsl(parts.query)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
+
+
+_SECRET_PARAMETERS = frozenset({"password", "username"})
 
 
 def hashed(value: str) -> str:

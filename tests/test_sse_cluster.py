@@ -110,8 +110,12 @@ async def test_text_on_one_node_audio_on_another_resume_and_delete_on_a_third() 
         before: list[Event] = []
         await until(reader, "audio", before)
         async with httpx.AsyncClient(base_url=b.http_url) as http:
-            assert (await http.delete(f"/v1/tts/sessions/{second}")).json() == {"cancelled": True}
-        await until(reader, "cancelled", before)
+            bad = await http.delete(f"/v1/tts/sessions/{second}", params={"played_ms": "soon"})
+            assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_message"
+            cancel = await http.delete(f"/v1/tts/sessions/{second}", params={"played_ms": "40"})
+            assert cancel.json() == {"cancelled": True}
+        cancelled = await until(reader, "cancelled", before)
+        assert cancelled.data["played_ms"] == 40  # the playback position reached the owner
         await post(c, second, text="After the barge-in.", seq=1, end=True)
         after: list[Event] = []
         await until(reader, "done", after)

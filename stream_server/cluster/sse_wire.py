@@ -71,6 +71,8 @@ class TextCommand(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     flush: bool = False
     end: bool = False
     cancel: bool = False
+    played_ms: float | None = None
+    """With `cancel`: the client's playback position (DELETE's `?played_ms=`)."""
 
 
 _command_decoder = msgspec.json.Decoder(TextCommand)

@@ -172,8 +172,8 @@ class ClusterSessions:
         except RedisUnavailable:
             await write(cluster_error("Redis, which holds this session, does not answer; reconnect later"))
 
-    async def cancel(self, session_id: str, client: Client) -> None:
-        await self.append(session_id, client, TextCommand(cancel=True), None)
+    async def cancel(self, session_id: str, client: Client, played_ms: float | None = None) -> None:
+        await self.append(session_id, client, TextCommand(cancel=True, played_ms=played_ms), None)
 
     # -- ownership ---------------------------------------------------------------------------------
 

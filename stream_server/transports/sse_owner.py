@@ -136,7 +136,7 @@ class SessionOwner:
             for entry_id, data, accepted in entries:
                 command = decode_command(data)
                 if command.cancel:
-                    self.stream.cancel()
+                    self.stream.cancel(command.played_ms)
                     self._recent = ""
                 if command.text:
                     await self._apply_waiting(command.text)

@@ -350,7 +350,8 @@ async def session_events(request: Request) -> Response | StreamedResponse:
 async def delete_session(request: Request) -> Response:
     if (cluster := _sessions(request).cluster) is not None:
         try:
-            await cluster.cancel(request.path_params["session_id"], client_of(request))
+            played_ms = _played_ms(request.query_params.get("played_ms"))
+            await cluster.cancel(request.path_params["session_id"], client_of(request), played_ms)
         except HttpError as exc:
             return exc.response()
         return JSONResponse({"cancelled": True})

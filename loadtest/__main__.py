@@ -1,4 +1,4 @@
-"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators|compat ...`
+"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators|compat|timestamps ...`
 (see loadtest/README.md).
 
 `run` and `bench` are this package's load generator and benchmark suite; the other names hand
@@ -24,6 +24,7 @@ COMMANDS = {
     "isolation": "loadtest.isolation.run",
     "emulators": "loadtest.emulators.__main__",
     "compat": "loadtest.compat_ttfa",
+    "timestamps": "loadtest.timestamps",
 }
 
 USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COMMAND --help for its options)
@@ -37,7 +38,8 @@ USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COM
   soak        leak and integrity soak (loadtest/soak.py)
   isolation   can one user starve, stall or exhaust the server for others (loadtest/isolation)
   emulators   run a cloud provider emulator (loadtest/emulators)
-  compat      first audio through the vendor-protocol adapters vs our own (loadtest/compat_ttfa.py)"""
+  compat      first audio through the vendor-protocol adapters vs our own (loadtest/compat_ttfa.py)
+  timestamps  Piper's word timings against Whisper's word timestamps (loadtest/timestamps.py)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

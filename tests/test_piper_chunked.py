@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from stream_server.audio.seams import SILENCE_THRESHOLD
 from stream_server.providers.base import VoiceOptions
 from stream_server.providers.piper import PiperProvider, default_model_path, load_voice
 from stream_server.providers.piper_split import SplitError, split
@@ -146,3 +147,25 @@ def test_the_provider_streams_audio_with_word_timings(chunked: bool) -> None:
     for _, word in timed:
         first = round(word.start_ms * rate / 1000)
         assert np.max(np.abs(audio[first : first + rate // 10])) > 0.05, word.text
+
+
+def test_a_sentence_cut_into_pieces_streams_in_windows_with_its_words_in_order() -> None:
+    provider = PiperProvider([default_model_path()], chunked=True, max_inference_s=1.5)
+    try:
+        chunks = asyncio.run(_synthesize(provider, CORPUS[3]))
+    finally:
+        asyncio.run(provider.aclose())
+    rate = chunks[0].sample_rate
+    audio = np.concatenate([c.samples for c in chunks])
+    assert_speech_like(audio, rate, CORPUS[3])
+    words = [w for c in chunks for w in c.words]
+    assert [w.text for w in words] == [w.text for w in written_words(CORPUS[3])]
+    assert all(a.start_ms <= b.start_ms for a, b in zip(words, words[1:]))
+    assert words[-1].end_ms <= 1000 * len(audio) / rate
+    # The cuts' silences are trimmed to a pause between words, as on the one-shot path.
+    quiet = np.abs(audio) <= SILENCE_THRESHOLD
+    longest = run = 0
+    for q in quiet:
+        run = run + 1 if q else 0
+        longest = max(longest, run)
+    assert 1000 * longest / rate < 400

@@ -394,6 +394,16 @@ class PiperSettings(ProviderSettings, kw_only=True):
             ),
         ),
     ] = DEFAULT_MAX_INFERENCE_S
+    chunked: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Decode Piper voices in windows, so a sentence's first audio leaves before the whole "
+                "sentence is synthesized (voices whose model cannot be cut stay one-shot; /v1/voices "
+                "says which). Off: every voice one-shot."
+            )
+        ),
+    ] = True
 
 
 def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
@@ -404,6 +414,7 @@ def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
         workers=settings.workers,
         intra_op_threads=settings.intra_op_threads,
         max_inference_s=settings.max_inference_s,
+        chunked=settings.chunked,
     )
 
 

@@ -34,7 +34,7 @@ class JobLog:
 
         monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
         self.windows = 0
-        """Decoder windows run (a chunked voice's jobs after a segment's first)."""
+        """Decoder windows run: a chunked voice's jobs, one each."""
         decode = ChunkedModel.decode
 
         def counted_decode(model: ChunkedModel, latent: np.ndarray) -> np.ndarray:

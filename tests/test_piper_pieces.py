@@ -14,13 +14,8 @@ import pytest
 
 from stream_server.audio.seams import SILENCE_THRESHOLD
 from stream_server.providers.base import Urgency, VoiceOptions
-from stream_server.providers.piper import (
-    DEFAULT_MAX_INFERENCE_S,
-    SHARED_INFERENCE_S,
-    PiperProvider,
-    _Pieces,
-    default_model_path,
-)
+from stream_server.providers.piper import DEFAULT_MAX_INFERENCE_S, PiperProvider, default_model_path
+from stream_server.providers.piper_one_shot import SHARED_INFERENCE_S, OneShotSegment
 from stream_server.providers.piper_pieces import (
     MIN_PHONEMES,
     PIECE_SEAMS,
@@ -153,7 +148,14 @@ def test_a_sentence_stays_whole_alone_and_is_cut_while_others_wait() -> None:
         loaded = provider._voices[VOICE]
 
         def pieces_made(contended: bool) -> list[np.ndarray]:
-            pieces = _Pieces(loaded, SEVEN_SECONDS, 1.0, DEFAULT_MAX_INFERENCE_S, contended=lambda: contended)
+            pieces = OneShotSegment(
+                loaded.voice,
+                SEVEN_SECONDS,
+                1.0,
+                DEFAULT_MAX_INFERENCE_S,
+                loaded.phonemize_word,
+                contended=lambda: contended,
+            )
             made = []
             while not pieces.exhausted and (chunk := pieces.next()) is not None:
                 made.append(chunk.samples)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
 from onnx.utils import Extractor
 
 DECODER_PREFIX = "/dec/"
 GRAPH_INPUTS = ("input", "input_lengths", "scales")
 """What every Piper voice takes; a multi-speaker one also takes `sid`."""
-HOP_PROBE_FRAMES = 16
 
 
 class SplitError(ValueError):
@@ -108,13 +106,3 @@ def _decoder_input(graph: onnx.GraphProto) -> str:
     if len(read_from_outside) != 1:
         raise SplitError(f"the decoder reads {sorted(read_from_outside)} from outside, expected one latent")
     return read_from_outside.pop()
-
-
-def measure_hop(decode, channels: int) -> int:
-    """Samples of audio per latent frame, from the decoder itself: decode a short latent of zeros
-    and divide (`decode`: latent [1, C, frames] → audio array)."""
-    latent = np.zeros((1, channels, HOP_PROBE_FRAMES), dtype=np.float32)
-    samples = int(np.asarray(decode(latent)).size)
-    if samples % HOP_PROBE_FRAMES:
-        raise SplitError(f"the decoder made {samples} samples from {HOP_PROBE_FRAMES} frames")
-    return samples // HOP_PROBE_FRAMES

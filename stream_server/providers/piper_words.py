@@ -63,15 +63,18 @@ def phonemizer_text(text: str) -> str:
 
 
 def written_words(text: str) -> list[WrittenWord]:
-    """The whitespace-separated words of `text`, without the marks around them; a token of marks
-    only (`—`) is no word."""
+    """The whitespace-separated words of `text`, without the marks around them (but the last
+    period of a dotted abbreviation); a token of marks only (`—`) is no word."""
     words = []
     for match in _TOKEN.finditer(text):
         token = match.group()
         core = token.strip(_EDGE_MARKS)
         if not core:
             continue
-        start = match.start() + token.index(core)
+        offset = token.index(core)
+        if "." in core and core.rsplit(".", 1)[1].isalpha() and token[offset + len(core) :].startswith("."):
+            core += "."  # an abbreviation's last period: `a.m.`, `U.S.A.`
+        start = match.start() + offset
         words.append(WrittenWord(core, start, start + len(core)))
     return words
 

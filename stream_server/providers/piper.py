@@ -102,8 +102,12 @@ def load_voice(model_path: Path, intra_op_threads: int, *, chunked: bool = True)
     if model is not None:
         # Phonemizes only: its graph never runs (the front part and decoder do).
         voice = PiperVoice(session=model.front, config=config)
-        model = _calibrated(voice, model)
-    else:
+        try:
+            model = _calibrated(voice, model)
+        except SplitError as exc:
+            log_event(logger, "piper.one_shot", reason=str(exc))
+            model = None
+    if model is None:
         try:
             voice = PiperVoice(session=session(with_durations(graph)), config=config)
         except SplitError:

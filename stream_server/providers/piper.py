@@ -55,6 +55,9 @@ CALIBRATION_SENTENCES = (
 """Said at start-up: warms the sessions up and gives a chunked voice its reference peak."""
 WORD_CACHE_SIZE = 4096
 """Words phonemized alone for word timings, per voice (common words repeat)."""
+CACHED_WORD_CHARS = 32
+"""Longer words are phonemized each time: the cache's memory stays bounded (a few MB) whatever
+words clients send (one 300-character word is about 2,000 phonemes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,11 @@ def load_voice(model_path: Path, intra_op_threads: int, *, chunked: bool = True)
         language=config.espeak_voice,
         decoding="chunked" if model is not None else "one-shot",
     )
-    phonemize_word = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(functools.partial(_phonemize_word, voice))
+    cached = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(functools.partial(_phonemize_word, voice))
+
+    def phonemize_word(word: str) -> list[str]:
+        return cached(word) if len(word) <= CACHED_WORD_CHARS else _phonemize_word(voice, word)
+
     return _LoadedVoice(info=info, voice=voice, chunked=model, phonemize_word=phonemize_word)
 
 

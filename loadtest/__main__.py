@@ -1,4 +1,4 @@
-"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators|compat ...`
+"""`python -m loadtest run|bench|ttfa|provider|encode|segmenter|soak|isolation|emulators|compat|timestamps|piper-first-audio ...`
 (see loadtest/README.md).
 
 `run` and `bench` are this package's load generator and benchmark suite; the other names hand
@@ -24,6 +24,8 @@ COMMANDS = {
     "isolation": "loadtest.isolation.run",
     "emulators": "loadtest.emulators.__main__",
     "compat": "loadtest.compat_ttfa",
+    "timestamps": "loadtest.timestamps",
+    "piper-first-audio": "loadtest.piper_first_audio",
 }
 
 USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COMMAND --help for its options)
@@ -37,7 +39,9 @@ USAGE = """usage: python -m loadtest COMMAND [options]   (python -m loadtest COM
   soak        leak and integrity soak (loadtest/soak.py)
   isolation   can one user starve, stall or exhaust the server for others (loadtest/isolation)
   emulators   run a cloud provider emulator (loadtest/emulators)
-  compat      first audio through the vendor-protocol adapters vs our own (loadtest/compat_ttfa.py)"""
+  compat      first audio through the vendor-protocol adapters vs our own (loadtest/compat_ttfa.py)
+  timestamps  Piper's word timings against Whisper's word timestamps (loadtest/timestamps.py)
+  piper-first-audio  the Piper voice's first audio, chunked vs one-shot (loadtest/piper_first_audio.py)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

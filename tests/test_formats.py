@@ -99,7 +99,8 @@ async def test_the_server_lists_its_formats(format_server: RunningServer) -> Non
     mulaw = next(f for f in listed if f["name"] == "mulaw")
     assert mulaw["sample_rates"] == [8000] and mulaw["container"] is None
     assert voices["providers"]["tone"][0] == {
-        "id": "beep", "name": "beep", "language": "en", "gender": None, "sample_rate": 24000
+        "id": "beep", "name": "beep", "language": "en", "gender": None, "sample_rate": 24000,
+        "decoding": None,
     }
 
 

@@ -14,13 +14,8 @@ import pytest
 
 from stream_server.audio.seams import SILENCE_THRESHOLD
 from stream_server.providers.base import Urgency, VoiceOptions
-from stream_server.providers.piper import (
-    DEFAULT_MAX_INFERENCE_S,
-    SHARED_INFERENCE_S,
-    PiperProvider,
-    _Pieces,
-    default_model_path,
-)
+from stream_server.providers.piper import DEFAULT_MAX_INFERENCE_S, PiperProvider, default_model_path
+from stream_server.providers.piper_one_shot import SHARED_INFERENCE_S, OneShotSegment
 from stream_server.providers.piper_pieces import (
     MIN_PHONEMES,
     PIECE_SEAMS,
@@ -93,18 +88,26 @@ def test_pieces_of_one_sentence_share_one_gain_and_never_clip() -> None:
     assert gain.apply(np.zeros(3, dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]
 
 
-async def test_a_sentence_under_the_cap_is_one_inference_at_full_scale(piper_provider) -> None:
-    await wait_for(lambda: piper_provider.stats()["jobs_in_flight"] == 0)
-    before = piper_provider.stats()["jobs_started"]
+@pytest.fixture(scope="module")
+def one_shot_provider():
+    provider = PiperProvider([default_model_path()], chunked=False)
+    yield provider
+    asyncio.run(provider.aclose())
+
+
+async def test_a_sentence_under_the_cap_is_one_inference_at_full_scale(one_shot_provider) -> None:
+    await wait_for(lambda: one_shot_provider.stats()["jobs_in_flight"] == 0)
+    before = one_shot_provider.stats()["jobs_started"]
     options = VoiceOptions(voice=VOICE, urgency=Urgency(urgent=True))
-    chunks = [c async for c in piper_provider.synthesize("Shall we take a walk by the river after lunch?", options)]
-    assert len(chunks) == 1 and piper_provider.stats()["jobs_started"] - before == 1
+    chunks = [c async for c in one_shot_provider.synthesize("Shall we take a walk by the river after lunch?", options)]
+    assert len(chunks) == 1 and one_shot_provider.stats()["jobs_started"] - before == 1
     assert np.max(np.abs(chunks[0].samples)) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
 def small_pieces_provider():
-    provider = PiperProvider([default_model_path()], max_inference_s=1.5)
+    # One-shot: a chunk is a piece (the chunked path's pieces: tests/test_piper_chunked.py).
+    provider = PiperProvider([default_model_path()], max_inference_s=1.5, chunked=False)
     yield provider
     asyncio.run(provider.aclose())
 
@@ -140,15 +143,22 @@ def _longest_silence(samples: np.ndarray) -> int:
 
 def test_a_sentence_stays_whole_alone_and_is_cut_while_others_wait() -> None:
     # About 7 s of speech: under the 10 s cap, over the 4 s a piece may take while others wait.
-    provider = PiperProvider([default_model_path()])
+    provider = PiperProvider([default_model_path()], chunked=False)
     try:
         loaded = provider._voices[VOICE]
 
         def pieces_made(contended: bool) -> list[np.ndarray]:
-            pieces = _Pieces(loaded, SEVEN_SECONDS, 1.0, DEFAULT_MAX_INFERENCE_S, contended=lambda: contended)
+            pieces = OneShotSegment(
+                loaded.voice,
+                SEVEN_SECONDS,
+                1.0,
+                DEFAULT_MAX_INFERENCE_S,
+                loaded.phonemize_word,
+                contended=lambda: contended,
+            )
             made = []
-            while not pieces.exhausted and (audio := pieces.next()) is not None:
-                made.append(audio)
+            while not pieces.exhausted and (chunk := pieces.next()) is not None:
+                made.append(chunk.samples)
             return made
 
         alone, shared = pieces_made(False), pieces_made(True)

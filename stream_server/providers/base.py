@@ -24,6 +24,9 @@ class VoiceInfo:
     """A display name, where it differs from the id."""
     gender: str | None = None
     """Where the provider documents it."""
+    decoding: str | None = None
+    """Piper: `chunked` (audio leaves window by window as a sentence is decoded) or `one-shot`
+    (a sentence's audio at once); None for providers where it does not apply."""
 
 
 _ticks = itertools.count()

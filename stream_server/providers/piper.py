@@ -1,9 +1,12 @@
 """`piper`: local neural voices (Piper VITS models in ONNX), running on the CPU.
 
 Models are loaded once, when the server starts. Inference runs in a bounded thread pool so the
-event loop stays free. A segment is phonemized into sentences, and each sentence into pieces of
+event loop stays free. A voice whose graph can be cut (`piper_split.py`) is decoded in windows
+(`piper_chunked.py`): its first audio leaves after the front part and one short window. Other
+voices are one-shot: a segment is phonemized into sentences, and each sentence into pieces of
 bounded expected audio (`piper_pieces.py`: the memory of one inference grows with its audio);
-each piece is one job, so a segment streams piece by piece. The pool (`priority_pool.py`) shares
+each piece is one job, so a segment streams piece by piece. Both attach word timings
+(`piper_words.py`) from the model's durations. The pool (`priority_pool.py`) shares
 the workers fairly between API keys and then streams (`VoiceOptions.share`), and within a key
 serves urgent jobs (audio a listener is waiting for now, `VoiceOptions.urgency`) before look-ahead
 ones, so a new stream's first sentence does not wait behind other streams' next segments.
@@ -12,25 +15,30 @@ ones, so a new stream's first sentence does not wait behind other streams' next 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import json
 import logging
 import os
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import onnx
 import onnxruntime
 from msgspec import Meta
-from piper import PiperVoice, SynthesisConfig
+from piper import PiperVoice
 from piper.config import PiperConfig
 
 from ..logs import log_event
 from ..media import PcmChunk
 from .base import ProviderError, Share, Urgency, VoiceInfo, VoiceOptions
-from .piper_pieces import SentenceGain, phonemes_per_piece, split_phonemes, trim_cut_edges
+from .piper_chunked import ChunkedModel, ChunkedSegment
+from .piper_one_shot import OneShotSegment
+from .piper_split import SplitError, split, with_durations
+from .piper_words import phonemizer_text
 from .priority_pool import PriorityPool
 from .spec import ProviderSettings, ProviderSpec, SharedHttpSettings
 
@@ -39,16 +47,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_INFERENCE_S = 10.0
 """Bounds one inference's memory (about 20 MB per second of audio): a sentence longer than this
 is always cut."""
-SHARED_INFERENCE_S = 4.0
-"""While another stream's work waits for a worker, a piece is cut to at most this much audio, so
-that the other waits at most one short inference. Alone, a sentence up to the cap above stays one
-inference and keeps its prosody whole."""
+CALIBRATION_SENTENCES = (
+    "Ready.",
+    "Well, that is absolutely wonderful news!",
+    "What time does the last train leave tonight?",
+)
+"""Said at start-up: warms the sessions up and gives a chunked voice its reference peak."""
+WORD_CACHE_SIZE = 4096
+"""Words phonemized alone for word timings, per voice (common words repeat)."""
+CACHED_WORD_CHARS = 32
+"""Longer words are phonemized each time: the cache's memory stays bounded (a few MB) whatever
+words clients send (one 300-character word is about 2,000 phonemes)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _LoadedVoice:
     info: VoiceInfo
     voice: PiperVoice
+    """Phonemizes; runs the one-shot graph (with durations) where `chunked` is None."""
+    chunked: ChunkedModel | None
+    phonemize_word: Callable[[str], list[str]]
 
 
 def default_model_path() -> Path:
@@ -63,7 +81,8 @@ def voice_id(model_path: Path) -> str:
     return model_path.name.removesuffix(".onnx")
 
 
-def load_voice(model_path: Path, intra_op_threads: int) -> _LoadedVoice:
+def load_voice(model_path: Path, intra_op_threads: int, *, chunked: bool = True) -> _LoadedVoice:
+    """The voice chunked where its graph can be cut and `chunked` is on, else one-shot."""
     config_path = Path(f"{model_path}.json")
     if not model_path.is_file():
         raise FileNotFoundError(f"Piper model not found: {model_path}")
@@ -73,12 +92,79 @@ def load_voice(model_path: Path, intra_op_threads: int) -> _LoadedVoice:
     options = onnxruntime.SessionOptions()
     # ONNX Runtime's own default was measurably slower here than one thread per core.
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
-    session = onnxruntime.InferenceSession(
-        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    # ONNX Runtime's threads spin after a run by default; a chunked voice runs two sessions in
+    # turn (front part, decoder), and the one that just finished spinning took the cores from
+    # the next: measured 75 ms for a front part that takes 46 without spinning.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    def session(model: bytes | str) -> onnxruntime.InferenceSession:
+        return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+    graph = onnx.load(str(model_path))
+    model = _chunked_model(graph, session) if chunked else None
+    if model is not None:
+        # Phonemizes only: its graph never runs (the front part and decoder do).
+        voice = PiperVoice(session=model.front, config=config)
+        try:
+            model = _calibrated(voice, model)
+        except SplitError as exc:
+            log_event(logger, "piper.one_shot", reason=str(exc))
+            model = None
+    if model is None:
+        try:
+            voice = PiperVoice(session=session(with_durations(graph)), config=config)
+        except SplitError:
+            voice = PiperVoice(session=session(str(model_path)), config=config)  # no word timings
+    info = VoiceInfo(
+        id=voice_id(model_path),
+        sample_rate=config.sample_rate,
+        language=config.espeak_voice,
+        decoding="chunked" if model is not None else "one-shot",
     )
-    voice = PiperVoice(session=session, config=config)
-    info = VoiceInfo(id=voice_id(model_path), sample_rate=config.sample_rate, language=config.espeak_voice)
-    return _LoadedVoice(info=info, voice=voice)
+    cached = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(functools.partial(_phonemize_word, voice))
+
+    def phonemize_word(word: str) -> list[str]:
+        return cached(word) if len(word) <= CACHED_WORD_CHARS else _phonemize_word(voice, word)
+
+    return _LoadedVoice(info=info, voice=voice, chunked=model, phonemize_word=phonemize_word)
+
+
+def _chunked_model(
+    graph: onnx.ModelProto, session: Callable[[bytes], onnxruntime.InferenceSession]
+) -> ChunkedModel | None:
+    """The front part and decoder, not yet calibrated (`_calibrated`)."""
+    try:
+        parts = split(graph)
+    except SplitError as exc:
+        log_event(logger, "piper.one_shot", reason=str(exc))
+        return None
+    return ChunkedModel(session(parts.front), session(parts.decoder), parts.latent_name, hop=0, reference_peak=0.0)
+
+
+def _calibrated(voice: PiperVoice, model: ChunkedModel) -> ChunkedModel:
+    """`model` with its hop (audio samples per latent frame, measured: the decoder's output length
+    over its input's) and reference peak, from the calibration sentences. Pays the sessions'
+    slow first runs at start-up, not on a user's first sentence."""
+    hops, peak = set(), 0.0
+    for sentence in CALIBRATION_SENTENCES:
+        for phonemes in voice.phonemize(sentence):
+            latent, _ = model.run_front(voice, voice.phonemes_to_ids(phonemes), voice.config.length_scale)
+            audio = model.decode(latent)
+            hops.add(len(audio) / latent.shape[2])
+            peak = max(peak, float(np.max(np.abs(audio))))
+    if len(hops) != 1 or not float(hop := hops.pop()).is_integer():
+        raise SplitError(f"the decoder's output is not a whole number of samples per frame: {sorted(hops)}")
+    return dataclasses.replace(model, hop=int(hop), reference_peak=peak)
+
+
+def _phonemize_word(voice: PiperVoice, word: str) -> list[str]:
+    """A written word's phonemes said alone, espeak's words separated by a space."""
+    phonemes: list[str] = []
+    for sentence in voice.phonemize(phonemizer_text(word)):
+        if phonemes and sentence:
+            phonemes.append(" ")
+        phonemes.extend(sentence)
+    return phonemes
 
 
 class PiperProvider:
@@ -94,24 +180,32 @@ class PiperProvider:
         workers: int = 1,
         intra_op_threads: int = 0,
         max_inference_s: float = DEFAULT_MAX_INFERENCE_S,
+        chunked: bool = True,
     ) -> None:
         self._max_inference_s = max_inference_s
         self._voices: dict[str, _LoadedVoice] = {}
         for path in model_paths:
-            loaded = load_voice(Path(path), intra_op_threads)
+            loaded = load_voice(Path(path), intra_op_threads, chunked=chunked)
             if loaded.info.id in self._voices:
                 raise ValueError(f"two Piper voices are named {loaded.info.id!r}: rename one model file")
             self._voices[loaded.info.id] = loaded
-            log_event(logger, "piper.voice_loaded", voice=loaded.info.id, sample_rate=loaded.info.sample_rate)
+            log_event(
+                logger,
+                "piper.voice_loaded",
+                voice=loaded.info.id,
+                sample_rate=loaded.info.sample_rate,
+                decoding=loaded.info.decoding,
+            )
         self._pool = PriorityPool(workers, thread_name_prefix="piper")
         self._warm_up()
 
     def _warm_up(self) -> None:
         # The first inference of an ONNX session is several times slower than the next ones;
-        # pay it at start-up, not on a user's first sentence.
+        # pay it at start-up, not on a user's first sentence (chunked voices paid it calibrating).
         for loaded in self._voices.values():
-            for _ in loaded.voice.synthesize("Ready."):
-                pass
+            if loaded.chunked is None:
+                for _ in loaded.voice.synthesize("Ready."):
+                    pass
 
     @property
     def voices(self) -> Sequence[VoiceInfo]:
@@ -119,27 +213,34 @@ class PiperProvider:
 
     async def synthesize(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         loaded = self._voices[options.voice]
-        # Piper reads [[ ... ]] as raw phonemes; text from a client is text, never phonemes.
-        text = text.replace("[[", "[ [").replace("]]", "] ]")
+        # Word timings are offsets in the text as given; the phonemizer reads it escaped.
         length_scale = loaded.voice.config.length_scale / options.speed
         share = options.share
-        pieces = _Pieces(
-            loaded, text, length_scale, self._max_inference_s, contended=lambda: self._pool.others_waiting(share)
-        )
-        rate = loaded.info.sample_rate
-        while True:
-            audio = await self._next_piece(pieces, options.urgency, options.share)
-            if audio is None:
-                return
-            if len(audio):
-                yield PcmChunk(audio, rate)
-            if pieces.exhausted:
-                return
+        segment: OneShotSegment | ChunkedSegment
+        if loaded.chunked is not None:
+            segment = ChunkedSegment(
+                loaded.voice, loaded.chunked, text, length_scale, self._max_inference_s, loaded.phonemize_word
+            )
+        else:
+            segment = OneShotSegment(
+                loaded.voice,
+                text,
+                length_scale,
+                self._max_inference_s,
+                loaded.phonemize_word,
+                contended=lambda: self._pool.others_waiting(share),
+            )
+        while not segment.exhausted:
+            chunk = await self._next_job(segment.next, options.urgency, options.share)
+            if chunk is not None:
+                yield chunk
 
-    async def _next_piece(self, pieces: _Pieces, urgency: Urgency | None, share: Share | None) -> np.ndarray | None:
+    async def _next_job(
+        self, run: Callable[[], PcmChunk | None], urgency: Urgency | None, share: Share | None
+    ) -> PcmChunk | None:
         # /healthz's jobs_in_flight counts a job from submission to completion (run, failed or
         # cancelled while queued), so it shows whether a stream that went away left work behind.
-        job = self._pool.submit(pieces.next, urgency, share)
+        job = self._pool.submit(run, urgency, share)
         try:
             # Cancelling this await cancels the job if it has not started yet; a running
             # inference cannot be interrupted and its result is dropped.
@@ -155,84 +256,6 @@ class PiperProvider:
 
     def stats(self) -> dict[str, int]:
         return {"jobs_in_flight": self._pool.in_flight, "jobs_started": self._pool.started}
-
-
-@dataclass(frozen=True, slots=True)
-class _Piece:
-    phonemes: list[str]
-    gain: SentenceGain
-    """Shared by the pieces of one sentence."""
-    cut_before: bool
-    cut_after: bool
-
-
-class _Pieces:
-    """A segment's audio, one piece per `next()`, run on the pool's threads (never two at once).
-
-    The first `next()` phonemizes the whole segment and cuts it into pieces (a millisecond next to
-    an inference's hundreds), so the number of pieces is known from then on and the last one says
-    that the segment is over: no extra queued job (a whole turn of the queue under load) just to
-    find nothing left. Piper's own `synthesize` does the same per sentence: phonemes to ids, one
-    inference, scaled to full scale; a sentence under the cap comes out as it would from there.
-    """
-
-    def __init__(
-        self,
-        loaded: _LoadedVoice,
-        text: str,
-        length_scale: float,
-        max_inference_s: float,
-        contended: Callable[[], bool] = lambda: False,
-    ) -> None:
-        """`contended`: whether other streams' work waits now (asked as each piece starts)."""
-        self._voice = loaded.voice
-        self._rate = loaded.info.sample_rate
-        self._text = text
-        self._config = SynthesisConfig(length_scale=length_scale)
-        self._limit = phonemes_per_piece(max_inference_s, length_scale)
-        self._shared_limit = phonemes_per_piece(min(max_inference_s, SHARED_INFERENCE_S), length_scale)
-        self._contended = contended
-        self._left: deque[_Piece] | None = None
-
-    @property
-    def exhausted(self) -> bool:
-        return self._left is not None and not self._left
-
-    def next(self) -> np.ndarray | None:
-        if self._left is None:
-            self._left = deque(self._plan())
-        if not self._left:
-            return None
-        piece = self._left.popleft()
-        if len(piece.phonemes) > self._shared_limit and self._contended():
-            piece, *rest = _cut_again(piece, self._shared_limit)
-            self._left.extendleft(reversed(rest))
-        ids = self._voice.phonemes_to_ids(piece.phonemes)
-        audio = self._voice.phoneme_ids_to_audio(ids, self._config)
-        assert isinstance(audio, np.ndarray)  # no alignments asked for
-        audio = piece.gain.apply(audio)
-        return trim_cut_edges(audio, self._rate, start=piece.cut_before, end=piece.cut_after)
-
-    def _plan(self) -> list[_Piece]:
-        planned = []
-        for sentence in self._voice.phonemize(self._text):
-            if not sentence:
-                continue  # Piper skips a sentence without phonemes
-            parts = split_phonemes(sentence, self._limit)
-            gain = SentenceGain()
-            for index, part in enumerate(parts):
-                planned.append(_Piece(part, gain, cut_before=index > 0, cut_after=index < len(parts) - 1))
-        return planned
-
-
-def _cut_again(piece: _Piece, limit: int) -> list[_Piece]:
-    """`piece` in shorter pieces, the seams of its own ends kept at the outer ends."""
-    parts = split_phonemes(piece.phonemes, limit)
-    last = len(parts) - 1
-    return [
-        _Piece(part, piece.gain, cut_before=piece.cut_before or i > 0, cut_after=piece.cut_after or i < last)
-        for i, part in enumerate(parts)
-    ]
 
 
 class PiperSettings(ProviderSettings, kw_only=True):
@@ -262,6 +285,16 @@ class PiperSettings(ProviderSettings, kw_only=True):
             ),
         ),
     ] = DEFAULT_MAX_INFERENCE_S
+    chunked: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Decode Piper voices in windows, so a sentence's first audio leaves before the whole "
+                "sentence is synthesized (voices whose model cannot be cut stay one-shot; /v1/voices "
+                "says which). Off: every voice one-shot."
+            )
+        ),
+    ] = True
 
 
 def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
@@ -272,6 +305,7 @@ def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
         workers=settings.workers,
         intra_op_threads=settings.intra_op_threads,
         max_inference_s=settings.max_inference_s,
+        chunked=settings.chunked,
     )
 
 

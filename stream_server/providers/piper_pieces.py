@@ -87,10 +87,17 @@ def _strip(phonemes: list[str]) -> list[str]:
 class SentenceGain:
     """Piper scales each sentence's audio to full scale (peak 1.0). Pieces of one sentence share
     one gain, set by the loudest piece so far, so a cut does not jump in loudness (a later, louder
-    piece lowers it from there on, so nothing clips)."""
+    piece lowers it from there on, so nothing clips).
 
-    def __init__(self) -> None:
-        self._peak = 0.0
+    `floor`: a peak the gain never goes above 1/floor of. A chunked voice streams a sentence
+    before its peak is known; normalizing by the peak so far would make its first window (often
+    quiet onsets) loud and every louder window after it step down. With the voice's reference
+    peak (the loudest of a few sentences at start-up) as the floor, the gain is one constant for
+    nearly every sentence, so loudness is steady within and across sentences, and only a sentence
+    louder than the reference lowers it (never clipping)."""
+
+    def __init__(self, floor: float = 0.0) -> None:
+        self._peak = floor
 
     def apply(self, audio: np.ndarray) -> np.ndarray:
         self._peak = max(self._peak, float(np.max(np.abs(audio))) if len(audio) else 0.0)
@@ -114,7 +121,7 @@ def trim_cut_edges(audio: np.ndarray, rate: int, *, start: bool, end: bool) -> n
     first, last = 0, len(shaped)
     if start:
         onset = int(loud[0])
-        first = max(0, onset - round(rate * settings.max_leading_silence_ms / 1000))
+        first = cut_edge_start(audio, rate)
         n = min(fade, last - onset)
         shaped[onset : onset + n] *= ramp[:n]
     if end:
@@ -123,3 +130,12 @@ def trim_cut_edges(audio: np.ndarray, rate: int, *, start: bool, end: bool) -> n
         n = min(fade, stop - first)
         shaped[stop - n : stop] *= ramp[:n][::-1]
     return shaped[first:last]
+
+
+def cut_edge_start(audio: np.ndarray, rate: int) -> int:
+    """How many samples `trim_cut_edges(..., start=True)` drops from the start of `audio` (word
+    timings are shifted by as much)."""
+    loud = np.flatnonzero(np.abs(audio) > SILENCE_THRESHOLD)
+    if not len(loud):
+        return len(audio)
+    return max(0, int(loud[0]) - round(rate * PIECE_SEAMS.max_leading_silence_ms / 1000))

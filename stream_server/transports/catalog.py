@@ -43,6 +43,7 @@ async def list_voices(request: Request) -> JSONResponse:
                         "language": v.language,
                         "gender": v.gender,
                         "sample_rate": v.sample_rate,
+                        "decoding": v.decoding,
                     }
                     for v in provider.voices
                 ]

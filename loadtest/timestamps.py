@@ -114,6 +114,13 @@ def whisper_errors(ours: Sequence[WordTiming], heard: Sequence[tuple[str, float]
     return errors
 
 
+def _after_a_pause(text: str, previous: WordTiming, word: WordTiming) -> bool:
+    """Whether a clause mark comes between the two words (attached to the first, as the timings
+    give punctuation, or standing alone)."""
+    between = previous.text[-1:] + text[previous.char_end : word.char_start].strip()
+    return any(mark in between for mark in PAUSE_MARKS)
+
+
 def onset_errors(text: str, ours: Sequence[WordTiming], samples: np.ndarray, rate: int) -> list[float]:
     """Our starts minus the sound's onset, for the words that follow silence."""
     frame = int(rate * ONSET_FRAME_S)
@@ -125,7 +132,7 @@ def onset_errors(text: str, ours: Sequence[WordTiming], samples: np.ndarray, rat
     for index, word in enumerate(ours):
         if index == 0:
             quietest = 0
-        elif text[ours[index - 1].char_end : word.char_start].strip() in PAUSE_MARKS:
+        elif _after_a_pause(text, ours[index - 1], word):
             low = max(0, int((ours[index - 1].end_ms - 150) / 1000 / ONSET_FRAME_S))
             high = min(count, int((word.start_ms + 250) / 1000 / ONSET_FRAME_S))
             if high <= low:

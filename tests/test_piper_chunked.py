@@ -133,8 +133,8 @@ def test_the_provider_streams_audio_with_word_timings(chunked: bool) -> None:
     # Each word once, in order, on a chunk no later than the one holding its first sample.
     expected = written_words(SEVERAL)
     timed = [(index, word) for index, chunk in enumerate(chunks) for word in chunk.words]
-    assert [w.text for _, w in timed] == [w.text for w in expected]
-    assert [w.char_start for _, w in timed] == [w.char_start for w in expected]
+    assert [w.text for _, w in timed] == [w.shown for w in expected]
+    assert [w.char_start for _, w in timed] == [w.shown_start for w in expected]
     starts = np.cumsum([0] + [len(c.samples) for c in chunks]) * 1000.0 / rate
     previous_end = 0.0
     for index, word in timed:
@@ -159,7 +159,7 @@ def test_a_sentence_cut_into_pieces_streams_in_windows_with_its_words_in_order()
     audio = np.concatenate([c.samples for c in chunks])
     assert_speech_like(audio, rate, CORPUS[3])
     words = [w for c in chunks for w in c.words]
-    assert [w.text for w in words] == [w.text for w in written_words(CORPUS[3])]
+    assert [w.text for w in words] == [w.shown for w in written_words(CORPUS[3])]
     assert all(a.start_ms <= b.start_ms for a, b in zip(words, words[1:]))
     assert words[-1].end_ms <= 1000 * len(audio) / rate
     # The cuts' silences are trimmed to a pause between words, as on the one-shot path.

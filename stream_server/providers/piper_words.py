@@ -43,8 +43,13 @@ _EDGE_MARKS = "\"'“”‘’«»()[]{}<>.,;:!?¡¿…—–-"
 @dataclass(frozen=True, slots=True)
 class WrittenWord:
     text: str
+    """What is phonemized: the token without the marks around it."""
     char_start: int
     char_end: int
+    shown: str
+    """What a client is told was spoken: the whole token as written, punctuation attached
+    (`"Hello,"`), as every provider's timings give it (docs/protocol.md#alignment)."""
+    shown_start: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ def written_words(text: str) -> list[WrittenWord]:
         if "." in core and core.rsplit(".", 1)[1].isalpha() and token[offset + len(core) :].startswith("."):
             core += "."  # an abbreviation's last period: `a.m.`, `U.S.A.`
         start = match.start() + offset
-        words.append(WrittenWord(core, start, start + len(core)))
+        words.append(WrittenWord(core, start, start + len(core), token, match.start()))
     return words
 
 
@@ -198,14 +203,15 @@ def timings(
 
 
 def _timing(word: WrittenWord, start_ms: float, end_ms: float) -> WordTiming:
-    step = (end_ms - start_ms) / len(word.text)
+    shown = word.shown
+    step = (end_ms - start_ms) / len(shown)
     return WordTiming(
-        text=word.text,
-        char_start=word.char_start,
-        char_end=word.char_end,
+        text=shown,
+        char_start=word.shown_start,
+        char_end=word.shown_start + len(shown),
         start_ms=start_ms,
         end_ms=end_ms,
-        char_ms=tuple(start_ms + step * i for i in range(len(word.text))),
+        char_ms=tuple(start_ms + step * i for i in range(len(shown))),
     )
 
 

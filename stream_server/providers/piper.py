@@ -311,7 +311,7 @@ def build(settings: PiperSettings, shared: SharedHttpSettings) -> PiperProvider:
 
 SPEC = ProviderSpec(
     name=PiperProvider.name,
-    capabilities={"streaming": "per sentence", "local": True, "timestamps": ["word", "char"]},
+    capabilities={"streaming": "windows of a sentence (chunked decoding)", "local": True, "timestamps": ["word", "char"]},
     settings_type=PiperSettings,
     build=build,
 )

@@ -11,7 +11,6 @@ first request. Reading them (options, variables, messages): settings_loader.py.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -22,7 +21,15 @@ from .media import OutputFormatName
 from .providers.registry import PROVIDER_SPECS, ProviderName
 from .providers.spec import ProviderSettings, SharedHttpSettings, masked_repr
 
-ENV_PREFIX = "STREAM_SERVER_"
+# Re-exported: what names an option, and the errors that name one.
+from .settings_names import (  # noqa: F401  (re-exported)
+    ENV_PREFIX,
+    SettingsError,
+    env_name,
+    is_loopback,
+    option_name,
+    setting_error,
+)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -423,32 +430,6 @@ Settings = msgspec.defstruct(
 Settings.__doc__ = """The server's settings: `ServerSettings`, and each registered provider's own settings
 nested under its name (`settings.openai.api_key`), built from the registry so that a new provider
 needs no line here."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the option and the environment variable."""
-
-
-def option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
-def env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
-
-
-def setting_error(field: str, problem: str) -> SettingsError:
-    """`problem` with the option and the environment variable of `field` that set it."""
-    return SettingsError(f"{option_name(field)} / {env_name(field)}: {problem}")
 
 
 def _option_values(settings: ServerSettings) -> Iterator[tuple[str, Any]]:

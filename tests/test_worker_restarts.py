@@ -59,3 +59,16 @@ def test_more_than_one_worker_needs_redis_and_no_wyoming() -> None:
     with pytest.raises(SettingsError, match="Wyoming"):
         load_settings(["--workers", "2", "--redis-url", "redis://r/0", "--wyoming-uri", "tcp://127.0.0.1:10200"], {})
     assert load_settings([], {}).workers == 1
+
+
+def test_workers_share_the_cores_for_piper_unless_told_otherwise() -> None:
+    from stream_server.workers.supervisor import PIPER_THREADS_ENV, shared_cores_env
+
+    redis = ["--redis-url", "redis://127.0.0.1:1/0"]
+    four = load_settings([*redis, "--workers", "4"], environ={})
+    assert shared_cores_env(four, cores=8) == {PIPER_THREADS_ENV: "2"}
+    assert shared_cores_env(four, cores=2) == {PIPER_THREADS_ENV: "1"}  # at least one each
+    chosen = load_settings([*redis, "--workers", "4", "--piper-intra-op-threads", "3"], environ={})
+    assert shared_cores_env(chosen, cores=8) == {}
+    cloud = load_settings([*redis, "--workers", "2", "--providers", "tone", "--provider", "tone"], environ={})
+    assert shared_cores_env(cloud, cores=8) == {}

@@ -44,6 +44,18 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+PIPER_THREADS_ENV = "STREAM_SERVER_PIPER_INTRA_OP_THREADS"
+
+
+def shared_cores_env(settings: Settings, cores: int) -> dict[str, str]:
+    """What a worker is told so that N workers share the cores instead of each taking all of them:
+    Piper's ONNX Runtime threads per inference, left at "one per core" (0), become cores / N (an
+    option given on the command line still wins over this variable)."""
+    if "piper" not in settings.providers or settings.provider_settings("piper").intra_op_threads != 0:  # type: ignore[attr-defined]
+        return {}
+    return {PIPER_THREADS_ENV: str(max(1, cores // settings.workers))}
+
+
 class Supervisor:
     def __init__(self, settings: Settings, argv: Sequence[str], policy: RestartPolicy | None = None) -> None:
         self._settings = settings
@@ -118,6 +130,7 @@ class Supervisor:
         env = dict(os.environ)
         env[WORKER_ENV] = worker_env_value(index, [s.fileno() for s in listening], theirs.fileno())
         env[METRICS_DIR_ENV] = metrics_dir
+        env.update(shared_cores_env(self._settings, os.cpu_count() or 1))
         started = time.monotonic()
         served = False
         try:

@@ -10,11 +10,12 @@ from typing import Any
 import uvicorn
 
 from stream_server.logs import configure_logging
+from stream_server.settings_names import is_loopback
 
 from ..program import program_name
 from .app import create_bridge_app
 from .options import BridgeOptions
-from .twilio_auth import is_loopback, public_url_problem
+from .twilio_auth import public_url_problem
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, BridgeOptions]:

@@ -7,7 +7,6 @@ the bridge sees another scheme and host) or else from the request's own scheme a
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
@@ -50,13 +49,3 @@ def signature_refusal(websocket: WebSocket, auth_token: str, public_url: str | N
     # The query string stays out of the log: someone may put a secret there.
     shown = url.split("?", 1)[0] + (" (plus its query string)" if "?" in url else "")
     return f"{what} {SIGNATURE_HEADER} for {shown}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a listen address is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
